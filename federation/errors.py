@@ -1,0 +1,58 @@
+"""Errors of the federation core. Each says whose fault it is and whether a retry can help.
+
+Edges map them to HTTP: ``status`` is the response code, ``code`` the JSON error code.
+"""
+
+from __future__ import annotations
+
+
+class SpilloverError(Exception):
+    """Base error. ``status`` < 500 is the client's fault; ``retryable`` means try again later."""
+
+    status = 500
+    code = "internal"
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidConfig(SpilloverError):
+    """An app spec or component config broke a rule; the message names key, value and rule."""
+
+    status = 422
+    code = "invalid_config"
+
+
+class NotFound(SpilloverError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(SpilloverError):
+    """The operation does not fit the task's current state (for example cancelling a finished task)."""
+
+    status = 409
+    code = "conflict"
+
+
+class NotClaimer(SpilloverError):
+    """A fenced write was refused: the claim is no longer the caller's (lease lost, task requeued
+    or cancelled). The caller is a zombie for this task and must drop its result."""
+
+    status = 409
+    code = "claim_lost"
+
+
+class Unavailable(SpilloverError):
+    """etcd could not take the request durably. Nothing was acknowledged; retry later."""
+
+    status = 503
+    code = "unavailable"
+    retryable = True
+
+
+class PayloadTooLarge(SpilloverError):
+    status = 413
+    code = "payload_too_large"

@@ -1,0 +1,304 @@
+"""The etcd adapter over aetcd: failover across members, sessions, txns, paged ranges, and
+watches that resume from a revision and recover from compaction by re-listing.
+
+aetcd talks to one endpoint per client, does not re-watch after a stream error and has no range
+limit, so this module adds those. Nothing above it sees aetcd types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import aetcd
+from aetcd import rpc
+from aetcd import transactions as tx
+
+from federation.errors import Unavailable
+from federation.keys import prefix_end
+from federation.metrics import FederationMetrics
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Pages of a range read. A backlog of ~20k records in one response would pass gRPC's 4 MiB limit.
+PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class KV:
+    key: bytes
+    value: bytes
+    mod_revision: int
+    create_revision: int = 0
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: Literal["put", "delete"]
+    kv: KV
+    prev: KV | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every key under a prefix at ``revision``; a list-watch yields one first and after compaction."""
+
+    kvs: list[KV]
+    revision: int
+
+
+class Compacted(Exception):
+    """The watch's start revision was compacted away; re-list and watch from the new revision."""
+
+
+def _kv(pb: Any) -> KV:
+    return KV(pb.key, pb.value, pb.mod_revision, pb.create_revision, pb.lease)
+
+
+# -- txn building blocks (thin names over aetcd's, so callers need not import it) ---------------
+Compare = tx.BaseCompare
+Op = tx.Put | tx.Delete | tx.Get | tx.Txn
+
+
+def mod_is(key: bytes, revision: int) -> Compare:
+    return tx.Mod(key) == revision  # type: ignore[no-any-return]
+
+
+def value_is(key: bytes, value: bytes) -> Compare:
+    return tx.Value(key) == value  # type: ignore[no-any-return]
+
+
+def absent(key: bytes) -> Compare:
+    return tx.Create(key) == 0  # type: ignore[no-any-return]
+
+
+def present(key: bytes) -> Compare:
+    return tx.Create(key) > 0  # type: ignore[no-any-return]
+
+
+def put(key: bytes, value: bytes, lease: int | None = None) -> Op:
+    return tx.Put(key, value, lease=lease)
+
+
+def delete(key: bytes) -> Op:
+    return tx.Delete(key)
+
+
+def get(key: bytes) -> Op:
+    return tx.Get(key)
+
+
+def nested(compare: list[Compare], success: list[Op], failure: list[Op] | None = None) -> Op:
+    """One sub-txn per task inside a batch txn: each compares on its own, so one stale entry
+    does not fail the batch. etcd counts nested ops against --max-txn-ops (default 128)."""
+    return tx.Txn(compare, success, failure or [])
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    succeeded: bool
+    responses: list[Any]
+
+    def nested_succeeded(self) -> list[bool]:
+        return [bool(r.response_txn.succeeded) for r in self.responses]
+
+    def got(self, index: int) -> KV | None:
+        """The KV read by the ``get`` op at ``index`` of the branch that ran."""
+        found = self.responses[index]
+        return _kv(found[0][1]) if found else None
+
+
+class Etcd:
+    """A client for one etcd cluster. Tries members in turn: an unreachable member moves the
+    client to the next one for the following call. Errors become :class:`Unavailable`."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        timeout: float = 5.0,
+        metrics: FederationMetrics | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("an etcd cluster needs at least one endpoint")
+        self.endpoints = [_host_port(e) for e in endpoints]
+        self._timeout = timeout
+        self._metrics = metrics
+        self._index = 0
+        self._client: aetcd.Client | None = None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.endpoints[self._index]
+        return f"{host}:{port}"
+
+    def _current(self) -> aetcd.Client:
+        if self._client is None:
+            host, port = self.endpoints[self._index]
+            # aetcd's timeout is an int number of seconds per RPC.
+            self._client = aetcd.Client(host, port, timeout=max(1, round(self._timeout)))
+        return self._client
+
+    async def _failover(self, failed: aetcd.Client) -> None:
+        if self._client is failed:
+            self._client = None
+            self._index = (self._index + 1) % len(self.endpoints)
+            with contextlib.suppress(Exception):
+                await failed.close()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    async def _call(self, op: str, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+        """Run ``fn`` against the current member; on UNAVAILABLE try each other member once (the
+        request was not processed, so a retry cannot apply it twice)."""
+        last: Exception | None = None
+        for _ in range(len(self.endpoints)):
+            client = self._current()
+            started = time.perf_counter()
+            try:
+                return await fn(client)
+            except aetcd.ConnectionFailedError as e:
+                last = e
+                await self._failover(client)
+            except aetcd.ConnectionTimeoutError as e:
+                # Timed out: the request may or may not have applied; do not retry it.
+                await self._failover(client)
+                raise Unavailable(f"etcd {self.endpoint} timed out on {op}: {e}") from e
+            except aetcd.ClientError as e:
+                raise Unavailable(f"etcd refused {op}: {e}") from e
+            finally:
+                if self._metrics is not None:
+                    elapsed = time.perf_counter() - started
+                    self._metrics.etcd_request_seconds.labels(op).observe(elapsed)
+        raise Unavailable(f"no etcd member reachable for {op}: {last}")
+
+    # -- reads and writes -----------------------------------------------------------------------
+
+    async def get(self, key: bytes) -> KV | None:
+        r = await self._call("get", lambda c: c.get(key))
+        return None if r is None else _kv(r)
+
+    async def put(self, key: bytes, value: bytes, lease: int | None = None) -> None:
+        await self._call("put", lambda c: c.put(key, value, lease=lease))
+
+    async def delete(self, key: bytes) -> None:
+        await self._call("delete", lambda c: c.delete(key))
+
+    async def range(
+        self, key: bytes, range_end: bytes, *, limit: int = 0, keys_only: bool = False,
+        revision: int = 0,
+    ) -> tuple[list[KV], int, bool]:
+        """One page of ``[key, range_end)``: (kvs, header revision, more)."""
+        request = rpc.RangeRequest(
+            key=key, range_end=range_end, limit=limit, keys_only=keys_only, revision=revision
+        )
+
+        async def call(c: aetcd.Client) -> Any:
+            await c.connect()
+            return await c.kvstub.Range(request, timeout=c._timeout, metadata=c.metadata)
+
+        r = await self._call("range", call)
+        return [_kv(kv) for kv in r.kvs], int(r.header.revision), bool(r.more)
+
+    async def range_all(
+        self, key: bytes, range_end: bytes, *, keys_only: bool = False
+    ) -> tuple[list[KV], int]:
+        """Every key in the range, read in pages at one revision (a consistent snapshot)."""
+        kvs, revision, more = await self.range(key, range_end, limit=PAGE, keys_only=keys_only)
+        while more:
+            page, _, more = await self.range(
+                kvs[-1].key + b"\x00", range_end, limit=PAGE, keys_only=keys_only,
+                revision=revision,
+            )
+            kvs.extend(page)
+        return kvs, revision
+
+    async def txn(
+        self, compare: list[Compare], success: list[Op], failure: list[Op] | None = None
+    ) -> TxnResult:
+        ok, responses = await self._call(
+            "txn", lambda c: c.transaction(compare=compare, success=success, failure=failure or [])
+        )
+        return TxnResult(bool(ok), list(responses))
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def grant(self, ttl: int) -> int:
+        lease = await self._call("lease_grant", lambda c: c.lease(ttl))
+        return int(lease.id)
+
+    async def keepalive(self, lease_id: int) -> int:
+        """Refresh a lease; returns its remaining TTL, 0 if it is gone."""
+        reply = await self._call("lease_keepalive", lambda c: c.refresh_lease(lease_id))
+        return 0 if reply is None else int(reply.TTL)
+
+    async def revoke(self, lease_id: int) -> None:
+        await self._call("lease_revoke", lambda c: c.revoke_lease(lease_id))
+
+    # -- watches ----------------------------------------------------------------------------
+
+    async def watch(self, prefix: bytes, start_revision: int) -> AsyncIterator[Event]:
+        """Events under ``prefix`` from ``start_revision`` on, forever. A broken stream (member
+        down, network) is re-opened from the revision after the last event, on the next member.
+        Raises :class:`Compacted` when that revision is gone."""
+        next_rev = start_revision
+        backoff = 0.05
+        while True:
+            client = self._current()
+            try:
+                watch = await client.watch_prefix(prefix, start_revision=next_rev, prev_kv=True)
+                backoff = 0.05
+                async for ev in watch:
+                    kv = _kv(ev.kv)
+                    next_rev = kv.mod_revision + 1
+                    kind: Literal["put", "delete"] = (
+                        "put" if ev.kind == aetcd.EventKind.PUT else "delete"
+                    )
+                    yield Event(kind, kv, _kv(ev.prev_kv) if ev.prev_kv is not None else None)
+                # The iterator ends only when the stream was shut down under it.
+            except aetcd.RevisionCompactedError as e:
+                raise Compacted(str(e)) from e
+            except aetcd.ClientError as e:
+                log.info("watch on %s broke (%s); resuming from revision %d", prefix, e, next_rev)
+            await self._failover(client)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def list_watch(self, prefix: bytes) -> AsyncIterator[Snapshot | Event]:
+        """A snapshot of ``prefix``, then its changes; a new snapshot whenever the watch fell
+        behind compaction. Waits out unavailability with capped backoff."""
+        backoff = 0.05
+        while True:
+            try:
+                kvs, revision = await self.range_all(prefix, prefix_end(prefix))
+            except Unavailable as e:
+                log.info("listing %s failed (%s); retrying", prefix, e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            yield Snapshot(kvs, revision)
+            try:
+                async for ev in self.watch(prefix, revision + 1):
+                    yield ev
+            except Compacted:
+                log.info("watch on %s fell behind compaction; re-listing", prefix)
+
+
+def _host_port(endpoint: str) -> tuple[str, int]:
+    parts = urlsplit(endpoint if "//" in endpoint else f"http://{endpoint}")
+    if not parts.hostname:
+        raise ValueError(f"etcd endpoint {endpoint!r} has no host")
+    return parts.hostname, parts.port or 2379

@@ -1,0 +1,135 @@
+"""Every etcd key Spillover uses, built by pure functions so the layout fits on one screen.
+
+Control keyspace (one cluster, low write rate)::
+
+    {root}/apps/{app}                          app spec (JSON)
+    {root}/claimers/{app}/{claimer}            live claimers of an app, under their lease
+
+Partition keyspace (one per home region; each partition lives in the cluster its config names)::
+
+    {root}/q/{p}/tasks/{id}                    the task record: the truth for status lookups
+    {root}/q/{p}/payload/{id}                  the request body (written once, at enqueue)
+    {root}/q/{p}/result/{id}                   the result body (written once, by the fenced complete)
+    {root}/q/{p}/ready/{app}/{9-prio}/{enq_ns}/{id}
+                                               queue entry while queued; the value is the record, so a
+                                               claimer moves the task without reading it. Lexical order
+                                               is the claim order: priority high first, then oldest.
+    {root}/q/{p}/claims/{claimer}/{id}         claim, under the claimer's lease (gone when it dies)
+    {root}/q/{p}/running/{id}                  claim key of a running task; no lease, so the reaper
+                                               finds claims whose lease expired
+    {root}/q/{p}/done/{finished_ns}/{id}       terminal tasks in finish order, for retention
+    {root}/q/{p}/idem/{app}/{sha256(key)}      idempotency key -> task id
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+DEFAULT_ROOT = "/spillover"
+
+
+def _b(s: str) -> bytes:
+    return s.encode()
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key that starts with ``prefix`` (etcd's range_end)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"\x00"
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+# -- control keyspace ---------------------------------------------------------------------------
+
+
+def app(root: str, name: str) -> bytes:
+    return _b(f"{root}/apps/{name}")
+
+
+def apps(root: str) -> bytes:
+    return _b(f"{root}/apps/")
+
+
+def claimer(root: str, app_name: str, claimer_id: str) -> bytes:
+    return _b(f"{root}/claimers/{app_name}/{claimer_id}")
+
+
+def claimers(root: str, app_name: str) -> bytes:
+    return _b(f"{root}/claimers/{app_name}/")
+
+
+# -- partition keyspace -------------------------------------------------------------------------
+
+
+def partition(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/")
+
+
+def task(root: str, p: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/tasks/{task_id}")
+
+
+def tasks(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/tasks/")
+
+
+def payload(root: str, p: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/payload/{task_id}")
+
+
+def result(root: str, p: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/result/{task_id}")
+
+
+def ready(root: str, p: str, app_name: str, priority: int, enqueued_ns: int, task_id: str) -> bytes:
+    # 9 - priority so that lexical order puts priority 9 first; the 20-digit time keeps age order.
+    return _b(f"{root}/q/{p}/ready/{app_name}/{9 - priority}/{enqueued_ns:020d}/{task_id}")
+
+
+def ready_app(root: str, p: str, app_name: str) -> bytes:
+    return _b(f"{root}/q/{p}/ready/{app_name}/")
+
+
+def ready_all(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/ready/")
+
+
+def claim(root: str, p: str, claimer_id: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/claims/{claimer_id}/{task_id}")
+
+
+def claims_of(root: str, p: str, claimer_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/claims/{claimer_id}/")
+
+
+def running(root: str, p: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/running/{task_id}")
+
+
+def running_all(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/running/")
+
+
+def done(root: str, p: str, finished_ns: int, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/done/{finished_ns:020d}/{task_id}")
+
+
+def done_all(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/done/")
+
+
+def done_before(root: str, p: str, finished_ns: int) -> bytes:
+    """range_end for "every done entry that finished before ``finished_ns``"."""
+    return _b(f"{root}/q/{p}/done/{finished_ns:020d}")
+
+
+def idempotency(root: str, p: str, app_name: str, key: str) -> bytes:
+    # Hashed: the client's key is arbitrary text and may be long; the hash is fixed-size and safe.
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return _b(f"{root}/q/{p}/idem/{app_name}/{digest}")
+
+
+def task_id_of(key: bytes) -> str:
+    """The task id at the end of any per-task key (tasks/, ready/, claims/, running/, done/)."""
+    return key.rsplit(b"/", 1)[1].decode()

@@ -1,0 +1,86 @@
+"""Which queued tasks a region may claim, and in what order. Pure: ``now`` is passed in.
+
+A region may claim task T when the region is in T's allowed set and (T's home is this region,
+or T has waited ``spillover_after``, or T's home region is down). Hard-pinned tasks never leave
+their set. Among eligible tasks: priority (high first), then age (oldest first), whichever
+partition they sit in, so no region's tasks starve.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from federation.task import TaskRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyEntry:
+    """A queue entry as a claimer sees it: the key and mod revision its claim txn compares."""
+
+    key: bytes
+    mod_revision: int
+    record: TaskRecord
+
+
+def eligible(
+    record: TaskRecord,
+    *,
+    region: str,
+    now: float,
+    spillover_after: float,
+    down_regions: frozenset[str] = frozenset(),
+    app_regions: tuple[str, ...] = (),
+) -> bool:
+    allowed = record.allowed_regions or app_regions
+    if allowed and region not in allowed:
+        return False
+    if record.home_region == region:
+        return True
+    return record.home_region in down_regions or now - record.created_at >= spillover_after
+
+
+def slot_of(task_id: str, n_claimers: int) -> int:
+    """The claimer (by rank among a region's claimers) whose slice a task falls in. Claimers that
+    race for the head of one queue waste most txns in conflicts (4 racing claimers: ~75%);
+    slices keep them apart."""
+    return zlib.crc32(task_id.encode()) % n_claimers
+
+
+def claim_order(
+    entries: Iterable[ReadyEntry],
+    *,
+    region: str,
+    now: float,
+    spillover_after: float,
+    down_regions: frozenset[str] = frozenset(),
+    app_regions: tuple[str, ...] = (),
+    rank: int = 0,
+    n_claimers: int = 1,
+    steal_after: float = 0.05,
+) -> list[ReadyEntry]:
+    """Eligible entries in claim order. With several claimers in one region, a claimer takes its
+    own slice first and another claimer's task only once it has waited ``steal_after`` past its
+    eligibility (that claimer may be busy or dead), so peers rarely collide on one task."""
+    out = []
+    for e in entries:
+        r = e.record
+        if not eligible(
+            r,
+            region=region,
+            now=now,
+            spillover_after=spillover_after,
+            down_regions=down_regions,
+            app_regions=app_regions,
+        ):
+            continue
+        if n_claimers > 1 and slot_of(r.id, n_claimers) != rank:
+            eligible_since = r.created_at if r.home_region == region else (
+                r.created_at + spillover_after
+            )
+            if now - eligible_since < steal_after:
+                continue
+        out.append(e)
+    out.sort(key=lambda e: (-e.record.priority, e.record.created_at, e.record.id))
+    return out

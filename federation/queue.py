@@ -1,0 +1,310 @@
+"""The federated queue: enqueue, claim, fenced complete, cancel, expire, requeue and retention.
+
+Each operation that must be atomic is one etcd txn. Claims *move* a task (queue entry → claim
+under the claimer's lease) and never delete it, so a claimer that dies loses nothing: the reaper
+finds the running task whose claim vanished with the lease and puts it back. A result is written
+only while the claim still holds the claimer's token (fencing), so it is committed exactly once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from federation import keys
+from federation import task as sm
+from federation.errors import Conflict, NotClaimer, NotFound
+from federation.etcd import KV, Etcd, Op, absent, delete, get, mod_is, nested, put, value_is
+from federation.placement import ReadyEntry
+from federation.session import Session
+from federation.task import TaskError, TaskRecord
+from federation.topology import Clusters
+
+# etcd counts a nested txn's ops and the outer ones against --max-txn-ops (128). A claim is one
+# compare and four ops, so 24 claims (24 x 5 = 120) fit in one txn with room to spare.
+MAX_BATCH = 24
+
+
+def ns(t: float) -> int:
+    return round(t * 1e9)
+
+
+def encode(record: TaskRecord) -> bytes:
+    return record.model_dump_json(exclude_defaults=True).encode()
+
+
+def decode(value: bytes) -> TaskRecord:
+    return TaskRecord.model_validate_json(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A claimed task. ``token`` fences every write the claimer makes for it."""
+
+    record: TaskRecord
+    token: bytes
+    key: bytes
+
+
+class Claimer:
+    """An identity that claims tasks: its id, its region and one session per etcd cluster."""
+
+    def __init__(self, claimer_id: str, region: str, *, ttl: int = 5) -> None:
+        self.id = claimer_id
+        self.region = region
+        self.ttl = ttl
+        self.sessions: dict[int, Session] = {}
+
+    async def session(self, etcd: Etcd) -> Session:
+        s = self.sessions.get(id(etcd))
+        if s is None or s.lost.is_set():
+            s = await Session(etcd, self.ttl).start()
+            self.sessions[id(etcd)] = s
+        return s
+
+    async def close(self) -> None:
+        for s in self.sessions.values():
+            await s.close()
+
+
+class Queue:
+    def __init__(self, clusters: Clusters, *, clock: Callable[[], float] = time.time) -> None:
+        self.clusters = clusters
+        self.root = clusters.root
+        self.clock = clock
+
+    def _etcd(self, partition: str) -> Etcd:
+        return self.clusters.for_partition(partition)
+
+    def ready_key(self, r: TaskRecord) -> bytes:
+        return keys.ready(self.root, r.partition, r.app, r.priority, ns(r.created_at), r.id)
+
+    def _done_ops(self, r: TaskRecord) -> list[Op]:
+        assert r.finished_at is not None
+        return [
+            put(keys.task(self.root, r.partition, r.id), encode(r)),
+            put(keys.done(self.root, r.partition, ns(r.finished_at), r.id), b""),
+        ]
+
+    def _queued_ops(self, r: TaskRecord) -> list[Op]:
+        value = encode(r)
+        return [put(keys.task(self.root, r.partition, r.id), value), put(self.ready_key(r), value)]
+
+    def _settle_ops(self, r: TaskRecord) -> list[Op]:
+        """Ops that store a record in its new state: back in the queue, or finished."""
+        return self._queued_ops(r) if r.state is sm.State.QUEUED else self._done_ops(r)
+
+    # -- enqueue and reads --------------------------------------------------------------------
+
+    async def enqueue(self, record: TaskRecord, payload: bytes) -> tuple[TaskRecord, bool]:
+        """Store a new task durably. Returns (task, created); with an idempotency key that was
+        seen before, the first task and False. Raises Unavailable when nothing was stored."""
+        p, root = record.partition, self.root
+        task_key = keys.task(root, p, record.id)
+        compare = [absent(task_key)]
+        ops = [*self._queued_ops(record), put(keys.payload(root, p, record.id), payload)]
+        failure: list[Op] = [get(task_key)]
+        if record.idempotency_key is not None:
+            idem = keys.idempotency(root, p, record.app, record.idempotency_key)
+            compare.append(absent(idem))
+            ops.append(put(idem, record.id.encode()))
+            failure = [get(idem)]
+        result = await self._etcd(p).txn(compare, ops, failure)
+        if result.succeeded:
+            return record, True
+        found = result.got(0)
+        if found is None:
+            raise Conflict(f"task {record.id} changed while it was being created; retry")
+        if record.idempotency_key is not None:
+            return await self.get(found.value.decode()), False
+        return decode(found.value), False
+
+    async def get(self, task_id: str) -> TaskRecord:
+        return (await self._get_kv(task_id))[0]
+
+    async def _get_kv(self, task_id: str) -> tuple[TaskRecord, KV]:
+        try:
+            p = sm.partition_of(task_id)
+        except ValueError as e:
+            raise NotFound(str(e)) from None
+        kv = await self._etcd(p).get(keys.task(self.root, p, task_id))
+        if kv is None:
+            raise NotFound(f"task {task_id} not found")
+        return decode(kv.value), kv
+
+    async def payload(self, record: TaskRecord) -> bytes:
+        kv = await self._etcd(record.partition).get(keys.payload(self.root, record.partition, record.id))
+        if kv is None:
+            raise NotFound(f"payload of task {record.id} not found")
+        return kv.value
+
+    async def result(self, record: TaskRecord) -> bytes:
+        kv = await self._etcd(record.partition).get(keys.result(self.root, record.partition, record.id))
+        if kv is None:
+            raise NotFound(f"result of task {record.id} not found")
+        return kv.value
+
+    # -- claim and the fenced writes ----------------------------------------------------------
+
+    async def claim(self, claimer: Claimer, entries: Iterable[ReadyEntry]) -> list[Claim]:
+        """Move the given queue entries (one partition, in claim order) to this claimer. One txn,
+        one sub-txn per entry; an entry someone else took or changed is skipped, not retried."""
+        batch = list(entries)[:MAX_BATCH]
+        if not batch:
+            return []
+        p = batch[0].record.partition
+        if any(e.record.partition != p for e in batch):
+            raise ValueError("claim() takes entries of one partition at a time")
+        etcd = self._etcd(p)
+        lease = (await claimer.session(etcd)).lease
+        now = self.clock()
+        claims, subs = [], []
+        for e in batch:
+            running = sm.start(e.record, region=claimer.region, claimer=claimer.id, now=now)
+            claim_key = keys.claim(self.root, p, claimer.id, running.id)
+            token = secrets.token_hex(8).encode()
+            subs.append(
+                nested(
+                    [mod_is(e.key, e.mod_revision)],
+                    [
+                        delete(e.key),
+                        put(keys.task(self.root, p, running.id), encode(running)),
+                        put(claim_key, token, lease),
+                        put(keys.running(self.root, p, running.id), claim_key),
+                    ],
+                )
+            )
+            claims.append(Claim(running, token, claim_key))
+        result = await etcd.txn([], subs)
+        return [c for c, ok in zip(claims, result.nested_succeeded(), strict=True) if ok]
+
+    async def _fenced(self, claim: Claim, record: TaskRecord, extra: list[Op]) -> TaskRecord:
+        p = record.partition
+        result = await self._etcd(p).txn(
+            [value_is(claim.key, claim.token)],
+            [
+                delete(claim.key),
+                delete(keys.running(self.root, p, record.id)),
+                *self._settle_ops(record),
+                *extra,
+            ],
+        )
+        if not result.succeeded:
+            raise NotClaimer(
+                f"task {record.id}: the claim is no longer ours (lease lost, requeued or cancelled)"
+            )
+        return record
+
+    async def complete(self, claim: Claim, result: bytes, content_type: str) -> TaskRecord:
+        r = claim.record
+        done = sm.finish(r, ok=True, now=self.clock(), result_content_type=content_type)
+        return await self._fenced(claim, done, [put(keys.result(self.root, r.partition, r.id), result)])
+
+    async def fail(self, claim: Claim, error: TaskError) -> TaskRecord:
+        return await self._fenced(claim, sm.finish(claim.record, ok=False, now=self.clock(), error=error), [])
+
+    async def release(self, claim: Claim, reason: str) -> TaskRecord:
+        """Give a claimed task back (its replica died, the claimer drains): requeued at once, or
+        failed with replica_lost once it has used its attempts."""
+        return await self._fenced(claim, sm.requeue(claim.record, now=self.clock(), reason=reason), [])
+
+    # -- cancel, expire, requeue lost claims, retention ---------------------------------------
+
+    async def cancel(self, task_id: str) -> TaskRecord:
+        """Queued: it never starts. Running: its claim is deleted, which tells the claimer (it
+        watches its claims) to stop, and fences off its result. Finished: Conflict."""
+        for _ in range(5):
+            record, kv = await self._get_kv(task_id)
+            cancelled = sm.cancel(record, now=self.clock())  # Conflict when already finished
+            p = record.partition
+            if record.state is sm.State.QUEUED:
+                undo = [delete(self.ready_key(record))]
+            else:
+                assert record.claimer is not None
+                undo = [
+                    delete(keys.claim(self.root, p, record.claimer, record.id)),
+                    delete(keys.running(self.root, p, record.id)),
+                ]
+            result = await self._etcd(p).txn(
+                [mod_is(kv.key, kv.mod_revision)], [*undo, *self._done_ops(cancelled)]
+            )
+            if result.succeeded:
+                return cancelled
+        raise Conflict(f"task {task_id} kept changing while being cancelled; retry")
+
+    async def expire_due(self, partition: str) -> int:
+        """Expire queued tasks of a partition that waited past their deadline."""
+        etcd, now = self._etcd(partition), self.clock()
+        prefix = keys.ready_all(self.root, partition)
+        kvs, _ = await etcd.range_all(prefix, keys.prefix_end(prefix))
+        due = [(kv, decode(kv.value)) for kv in kvs]
+        subs = [
+            nested([mod_is(kv.key, kv.mod_revision)], [delete(kv.key), *self._done_ops(sm.expire(r, now=now))])
+            for kv, r in due
+            if r.deadline <= now
+        ]
+        return await self._run_batches(etcd, subs, per_sub=4)
+
+    async def requeue_lost(self, partition: str) -> int:
+        """Requeue running tasks whose claim vanished with its claimer's lease (SIGKILL, hang,
+        partition). Any live process may run this: every move compares what it read."""
+        etcd, root = self._etcd(partition), self.root
+        running_prefix = keys.running_all(root, partition)
+        running, _ = await etcd.range_all(running_prefix, keys.prefix_end(running_prefix))
+        if not running:
+            return 0
+        claims_prefix = root.encode() + f"/q/{partition}/claims/".encode()
+        held, _ = await etcd.range_all(claims_prefix, keys.prefix_end(claims_prefix), keys_only=True)
+        live = {kv.key for kv in held}
+        now, subs = self.clock(), []
+        for kv in running:
+            if kv.value in live:
+                continue
+            task_kv = await etcd.get(keys.task(root, partition, keys.task_id_of(kv.key)))
+            if task_kv is None:
+                continue
+            record = decode(task_kv.value)
+            if record.state is not sm.State.RUNNING:
+                continue
+            back = sm.requeue(record, now=now, reason=f"claimer {record.claimer} lost its lease")
+            subs.append(
+                nested(
+                    [mod_is(kv.key, kv.mod_revision), absent(kv.value), mod_is(task_kv.key, task_kv.mod_revision)],
+                    [delete(kv.key), *self._settle_ops(back)],
+                )
+            )
+        return await self._run_batches(etcd, subs, per_sub=6)
+
+    async def sweep_retention(self, partition: str, retention: float) -> int:
+        """Delete finished tasks (record, bodies, idempotency key) ``retention`` s after they ended."""
+        etcd, root = self._etcd(partition), self.root
+        start = keys.done_all(root, partition)
+        end = keys.done_before(root, partition, ns(self.clock() - retention))
+        old, _ = await etcd.range_all(start, end, keys_only=True)
+        subs = []
+        for kv in old:
+            task_id = keys.task_id_of(kv.key)
+            ops = [
+                delete(kv.key),
+                delete(keys.task(root, partition, task_id)),
+                delete(keys.payload(root, partition, task_id)),
+                delete(keys.result(root, partition, task_id)),
+            ]
+            task_kv = await etcd.get(keys.task(root, partition, task_id))
+            if task_kv is not None:
+                r = decode(task_kv.value)
+                if r.idempotency_key is not None:
+                    ops.append(delete(keys.idempotency(root, partition, r.app, r.idempotency_key)))
+            subs.append(nested([], ops))
+        return await self._run_batches(etcd, subs, per_sub=6)
+
+    @staticmethod
+    async def _run_batches(etcd: Etcd, subs: list[Op], *, per_sub: int) -> int:
+        size = max(1, 120 // per_sub)
+        done = 0
+        for i in range(0, len(subs), size):
+            result = await etcd.txn([], subs[i : i + size])
+            done += sum(result.nested_succeeded())
+        return done

@@ -1,0 +1,233 @@
+"""The task record and its state machine, as pure functions of (record, now).
+
+    queued ──claim──▶ running ──complete──▶ succeeded | failed
+      │  ▲               │
+      │  └──requeue──────┤  (claimer lost; attempts exhausted → failed/replica_lost)
+      ├──cancel──▶ cancelled ◀──cancel──┘
+      └──expire──▶ expired   (waited longer than response_grace_period)
+
+Every transition returns a new record; etcd adapters decide where to write it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from ulid import ULID
+
+from federation.errors import Conflict
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (State.QUEUED, State.RUNNING)
+
+
+ErrorCode = Literal["handler_error", "timeout", "expired", "cancelled", "replica_lost", "internal"]
+
+
+class TaskError(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    code: ErrorCode
+    message: str
+
+
+class TaskRecord(BaseModel):
+    """What etcd stores per task. Small on purpose: bodies live under their own keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    app: str
+    function: str
+    state: State = State.QUEUED
+    home_region: str
+    region: str | None = None  # where it runs or ran
+    allowed_regions: tuple[str, ...] = ()  # hard pin; empty means any region of the app
+    priority: int = Field(default=5, ge=0, le=9)
+    attempts: int = 0
+    max_attempts: int = 3
+    created_at: float  # epoch seconds; also the age used for ordering and spillover
+    deadline: float  # a queued task still waiting at this time expires
+    started_at: float | None = None
+    finished_at: float | None = None
+    claimer: str | None = None
+    content_type: str = "application/octet-stream"
+    result_content_type: str | None = None
+    error: TaskError | None = None
+    webhook: str | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def partition(self) -> str:
+        return partition_of(self.id)
+
+    @property
+    def pinned(self) -> bool:
+        return bool(self.allowed_regions)
+
+
+def new_task_id(partition: str) -> str:
+    """A ULID (sortable by time) followed by the partition that stores the task, so any edge can
+    find the task without a search: ``01JD3...Q8.eu-west-1``."""
+    return f"{ULID()}.{partition}"
+
+
+def partition_of(task_id: str) -> str:
+    ulid, sep, partition = task_id.partition(".")
+    if not sep or len(ulid) != 26 or not partition:
+        raise ValueError(f"task id {task_id!r} is not of the form <ulid>.<partition>")
+    return partition
+
+
+_ALLOWED: dict[State, frozenset[State]] = {
+    State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.EXPIRED}),
+    State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.QUEUED}),
+}
+
+
+def _check(record: TaskRecord, to: State) -> None:
+    if to not in _ALLOWED.get(record.state, frozenset()):
+        raise Conflict(f"task {record.id} is {record.state.value}; it cannot become {to.value}")
+
+
+def start(record: TaskRecord, *, region: str, claimer: str, now: float) -> TaskRecord:
+    _check(record, State.RUNNING)
+    return record.model_copy(
+        update={
+            "state": State.RUNNING,
+            "region": region,
+            "claimer": claimer,
+            "attempts": record.attempts + 1,
+            "started_at": now,
+        }
+    )
+
+
+def finish(
+    record: TaskRecord,
+    *,
+    ok: bool,
+    now: float,
+    error: TaskError | None = None,
+    result_content_type: str | None = None,
+) -> TaskRecord:
+    to = State.SUCCEEDED if ok else State.FAILED
+    _check(record, to)
+    if not ok and error is None:
+        raise ValueError("a failed task needs an error")
+    return record.model_copy(
+        update={
+            "state": to,
+            "finished_at": now,
+            "error": None if ok else error,
+            "result_content_type": result_content_type if ok else None,
+        }
+    )
+
+
+def requeue(record: TaskRecord, *, now: float, reason: str) -> TaskRecord:
+    """A running task whose claimer is gone: back to the queue, unless it has used its attempts
+    (a task that kills every replica it touches must not loop forever)."""
+    _check(record, State.QUEUED)
+    if record.attempts >= record.max_attempts:
+        return record.model_copy(
+            update={
+                "state": State.FAILED,
+                "finished_at": now,
+                "error": TaskError(
+                    code="replica_lost",
+                    message=f"{reason}; gave up after {record.attempts} attempts",
+                ),
+            }
+        )
+    return record.model_copy(
+        update={"state": State.QUEUED, "region": None, "claimer": None, "started_at": None}
+    )
+
+
+def cancel(record: TaskRecord, *, now: float) -> TaskRecord:
+    _check(record, State.CANCELLED)
+    return record.model_copy(
+        update={
+            "state": State.CANCELLED,
+            "finished_at": now,
+            "error": TaskError(code="cancelled", message="cancelled by request"),
+        }
+    )
+
+
+def expire(record: TaskRecord, *, now: float) -> TaskRecord:
+    _check(record, State.EXPIRED)
+    waited = now - record.created_at
+    return record.model_copy(
+        update={
+            "state": State.EXPIRED,
+            "finished_at": now,
+            "error": TaskError(
+                code="expired",
+                message=f"waited {waited:.1f} s in the queue, past response_grace_period",
+            ),
+        }
+    )
+
+
+class TaskStatus(BaseModel):
+    """The task status JSON of the HTTP API (spec: "Task status JSON")."""
+
+    id: str
+    app: str
+    function: str
+    state: State
+    home_region: str
+    region: str | None
+    pinned: bool
+    priority: int
+    attempts: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    queue_ms: float | None
+    run_ms: float | None
+    error: TaskError | None
+
+    @classmethod
+    def of(cls, r: TaskRecord, now: float) -> TaskStatus:
+        queue_end = r.started_at if r.started_at is not None else (r.finished_at or now)
+        run_ms = None
+        if r.started_at is not None:
+            run_ms = round(((r.finished_at or now) - r.started_at) * 1000, 1)
+        return cls(
+            id=r.id,
+            app=r.app,
+            function=r.function,
+            state=r.state,
+            home_region=r.home_region,
+            region=r.region,
+            pinned=r.pinned,
+            priority=r.priority,
+            attempts=r.attempts,
+            created_at=rfc3339(r.created_at),
+            started_at=rfc3339(r.started_at),
+            finished_at=rfc3339(r.finished_at),
+            queue_ms=round((queue_end - r.created_at) * 1000, 1),
+            run_ms=run_ms,
+            error=r.error,
+        )
+
+
+def rfc3339(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,61 @@
+"""Where things live: the control cluster, and the cluster that holds each region's partition.
+
+By default every partition sits in the control cluster (what ``spillover up`` runs). In production
+each region's partition lives in that region's own etcd, so an enqueue is a local round trip
+(~1 ms), not a cross-continent Raft quorum (50-400 ms), and one region's etcd outage stops only
+its partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from federation.etcd import Etcd
+from federation.keys import DEFAULT_ROOT
+from federation.metrics import FederationMetrics
+
+DEFAULT_ENDPOINTS = ("http://127.0.0.1:2379",)
+
+
+class EtcdConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoints: tuple[str, ...] = Field(default=DEFAULT_ENDPOINTS, min_length=1)
+    # region -> endpoints of the cluster holding that region's partition
+    partitions: dict[str, tuple[str, ...]] = {}
+    root: str = Field(default=DEFAULT_ROOT, pattern=r"^/[A-Za-z0-9_/-]*[A-Za-z0-9_-]$")
+    timeout: float = Field(default=5.0, gt=0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: object) -> EtcdConfig:
+        """``SPILLOVER_ETCD_ENDPOINTS`` is a comma list; the default is the local etcd."""
+        raw = env.get("SPILLOVER_ETCD_ENDPOINTS", "")
+        endpoints = tuple(e.strip() for e in raw.split(",") if e.strip()) or DEFAULT_ENDPOINTS
+        return cls.model_validate({"endpoints": endpoints, **overrides})
+
+
+class Clusters:
+    """One :class:`Etcd` client per distinct cluster, shared by the partitions that live there."""
+
+    def __init__(self, config: EtcdConfig, metrics: FederationMetrics | None = None) -> None:
+        self.config = config
+        self.root = config.root
+        self._by_endpoints: dict[tuple[str, ...], Etcd] = {}
+        self._metrics = metrics
+        self.control = self._client(config.endpoints)
+
+    def _client(self, endpoints: tuple[str, ...]) -> Etcd:
+        if endpoints not in self._by_endpoints:
+            self._by_endpoints[endpoints] = Etcd(
+                endpoints, timeout=self.config.timeout, metrics=self._metrics
+            )
+        return self._by_endpoints[endpoints]
+
+    def for_partition(self, partition: str) -> Etcd:
+        return self._client(self.config.partitions.get(partition, self.config.endpoints))
+
+    async def close(self) -> None:
+        for etcd in self._by_endpoints.values():
+            await etcd.close()
