@@ -36,9 +36,18 @@ def eligible(
     allowed = record.allowed_regions or app_regions
     if allowed and region not in allowed:
         return False
-    if record.home_region == region:
-        return True
-    return record.home_region in down_regions or now - record.created_at >= spillover_after
+    if now >= record.deadline:
+        return False  # the reaper expires it; running it now would answer a client who left
+    return now >= eligible_since(record, region, spillover_after, down_regions)
+
+
+def eligible_since(
+    record: TaskRecord, region: str, spillover_after: float, down_regions: frozenset[str]
+) -> float:
+    """When ``region`` may first take the task, allowed sets aside."""
+    if record.home_region == region or record.home_region in down_regions:
+        return record.created_at
+    return record.created_at + spillover_after
 
 
 def slot_of(task_id: str, n_claimers: int) -> int:
@@ -76,10 +85,7 @@ def claim_order(
         ):
             continue
         if n_claimers > 1 and slot_of(r.id, n_claimers) != rank:
-            eligible_since = r.created_at if r.home_region == region else (
-                r.created_at + spillover_after
-            )
-            if now - eligible_since < steal_after:
+            if now - eligible_since(r, region, spillover_after, down_regions) < steal_after:
                 continue
         out.append(e)
     out.sort(key=lambda e: (-e.record.priority, e.record.created_at, e.record.id))

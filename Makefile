@@ -1,0 +1,44 @@
+# The two commands a new machine needs: `make up` and `make test`. Both install what is missing.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test lint unit integration bench etcd deps clean
+
+# Debian's etcd-server when no etcd is on PATH.
+etcd:
+	@command -v etcd >/dev/null 2>&1 || { \
+	  echo "etcd not found: installing Debian's etcd-server"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq etcd-server >/dev/null; }
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch==2.13.0 (in the dev extras) is the CPU build on the machine's disk.
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+deps: etcd $(STAMP)
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+unit: deps
+	$(VENV)/bin/pytest -q tests/unit
+
+up: deps
+	$(VENV)/bin/spillover up
+
+bench: deps
+	$(PY) benchmarks/queue.py
+
+clean:
+	rm -rf $(VENV) .spillover .pytest_cache .mypy_cache .ruff_cache

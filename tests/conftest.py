@@ -1,0 +1,62 @@
+"""Fixtures that start real etcd: one member (shared by a session, each test in its own key
+root) and three members (per module). Fault tests that kill members get their own cluster."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from federation.etcd_server import LocalEtcd
+from federation.queue import Queue
+from federation.topology import Clusters, EtcdConfig
+
+
+@pytest.fixture(scope="session")
+def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEtcd]:
+    with LocalEtcd(tmp_path_factory.mktemp("etcd1")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def etcd3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEtcd]:
+    with LocalEtcd(tmp_path_factory.mktemp("etcd3"), members=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def fresh_etcd(tmp_path: Path) -> Iterator[LocalEtcd]:
+    """A one-member cluster of this test's own, for tests that stop or kill it."""
+    with LocalEtcd(tmp_path / "etcd") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def root() -> str:
+    """A key root of this test's own, so tests sharing a cluster never see each other's keys."""
+    return f"/t{uuid.uuid4().hex[:12]}"
+
+
+def make_config(cluster: LocalEtcd, root: str) -> EtcdConfig:
+    return EtcdConfig(endpoints=tuple(cluster.endpoints), root=root, timeout=2.0)
+
+
+@pytest.fixture(params=["1-member", "3-member"])
+def cluster(request: pytest.FixtureRequest) -> LocalEtcd:
+    """Queue tests run against one member and against a three-member cluster."""
+    name = "etcd1" if request.param == "1-member" else "etcd3"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def clusters(cluster: LocalEtcd, root: str) -> AsyncIterator[Clusters]:
+    c = Clusters(make_config(cluster, root))
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+def queue(clusters: Clusters) -> Queue:
+    return Queue(clusters)

@@ -1,0 +1,168 @@
+"""The federated queue on real etcd: one member and a three-member cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from federation import keys
+from federation.errors import Conflict, NotClaimer, NotFound
+from federation.queue import Claimer, Queue
+from federation.ready import ReadyView
+from federation.task import State, TaskError
+from federation.waiters import TaskWaiters
+from tests.factories import task
+from tests.integration.federation.helpers import claim_until, following
+
+P = "us-east-1"
+
+
+async def test_enqueue_claim_complete_and_wait(queue: Queue) -> None:
+    record = task(P)
+    stored, created = await queue.enqueue(record, b"hello")
+    assert created and stored == record
+    assert await queue.payload(record) == b"hello"
+    waiters = TaskWaiters(queue, [P])
+    follower = asyncio.create_task(waiters.run())
+    claimer = Claimer("c1", P)
+    try:
+        async with following(ReadyView(queue, "demo", [P])) as view:
+            [claim] = await claim_until(view, claimer, 1)
+            assert (await queue.get(record.id)).state is State.RUNNING
+            waiting = asyncio.create_task(waiters.wait(record.id, timeout=10))
+            await asyncio.sleep(0.05)
+            done = await queue.complete(claim, b"world", "text/plain")
+            assert (await waiting).state is State.SUCCEEDED
+        assert done.attempts == 1 and done.region == P
+        assert await queue.result(done) == b"world"
+        # The fence: the same claim cannot commit twice.
+        with pytest.raises(NotClaimer):
+            await queue.complete(claim, b"again", "text/plain")
+        assert await queue.result(done) == b"world"
+    finally:
+        follower.cancel()
+        await claimer.close()
+
+
+async def test_idempotent_enqueue_returns_one_task(queue: Queue) -> None:
+    attempts = [task(P, idempotency_key="order-42") for _ in range(10)]
+    results = await asyncio.gather(*(queue.enqueue(r, b"x") for r in attempts))
+    ids = {r.id for r, _ in results}
+    assert len(ids) == 1 and sum(created for _, created in results) == 1
+    # Different app, same key: a different task.
+    _, created = await queue.enqueue(task(P, app="other", idempotency_key="order-42"), b"x")
+    assert created
+
+
+async def test_no_task_goes_to_two_of_eight_concurrent_claimers(queue: Queue) -> None:
+    total = 200
+    await asyncio.gather(*(queue.enqueue(task(P), b"") for _ in range(total)))
+    claimers = [Claimer(f"c{i}", P) for i in range(8)]
+    views = [ReadyView(queue, "demo", [P]) for _ in claimers]
+    won: dict[str, list[str]] = {c.id: [] for c in claimers}
+
+    async def run(claimer: Claimer, view: ReadyView) -> None:
+        async with following(view):
+            deadline = time.monotonic() + 20
+            while view.entries and time.monotonic() < deadline:
+                for c in await view.claim(claimer, 4, spillover_after=0.5):
+                    won[claimer.id].append(c.record.id)
+                    await queue.complete(c, b"ok", "text/plain")
+
+    await asyncio.gather(*(run(c, v) for c, v in zip(claimers, views, strict=True)))
+    every = [tid for ids in won.values() for tid in ids]
+    assert len(every) == total and len(set(every)) == total
+    assert sum(1 for ids in won.values() if ids) > 1  # they really competed
+    for c in claimers:
+        await c.close()
+
+
+async def test_cancel_queued_running_and_finished(queue: Queue) -> None:
+    queued, running = task(P, priority=9), task(P, priority=9)
+    await queue.enqueue(queued, b"")
+    assert (await queue.cancel(queued.id)).state is State.CANCELLED
+    await queue.enqueue(running, b"")
+    claimer = Claimer("c1", P)
+    async with following(ReadyView(queue, "demo", [P])) as view:
+        [claim] = await claim_until(view, claimer, 1)
+        assert claim.record.id == running.id  # the cancelled one never starts
+        cancelled = await queue.cancel(running.id)
+        assert cancelled.state is State.CANCELLED and cancelled.error is not None
+        # The claim is gone (that is how the claimer hears of it) and its result is refused.
+        etcd = queue.clusters.for_partition(P)
+        assert await etcd.get(claim.key) is None
+        with pytest.raises(NotClaimer):
+            await queue.complete(claim, b"late", "text/plain")
+    with pytest.raises(Conflict):
+        await queue.cancel(running.id)
+    with pytest.raises(NotFound):
+        await queue.cancel(task(P).id)
+    await claimer.close()
+
+
+async def test_failed_tasks_carry_the_error(queue: Queue) -> None:
+    await queue.enqueue(task(P), b"")
+    claimer = Claimer("c1", P)
+    async with following(ReadyView(queue, "demo", [P])) as view:
+        [claim] = await claim_until(view, claimer, 1)
+    err = TaskError(code="handler_error", message="ValueError: no")
+    failed = await queue.fail(claim, err)
+    assert (await queue.get(failed.id)).error == err
+    await claimer.close()
+
+
+async def test_release_requeues_then_gives_up_after_max_attempts(queue: Queue) -> None:
+    record = task(P, max_attempts=2)
+    await queue.enqueue(record, b"")
+    claimer = Claimer("c1", P)
+    async with following(ReadyView(queue, "demo", [P])) as view:
+        [first] = await claim_until(view, claimer, 1)
+        back = await queue.release(first, "replica died")
+        assert back.state is State.QUEUED
+        [second] = await claim_until(view, claimer, 1)
+        assert second.record.attempts == 2
+        gone = await queue.release(second, "replica died")
+    assert gone.state is State.FAILED and gone.error is not None
+    assert gone.error.code == "replica_lost"
+    await claimer.close()
+
+
+async def test_expire_and_retention(queue: Queue) -> None:
+    stale = task(P, now=time.time() - 10, grace=5, idempotency_key="k")
+    fresh = task(P)
+    await queue.enqueue(stale, b"body")
+    await queue.enqueue(fresh, b"body")
+    assert await queue.expire_due(P) == 1
+    expired = await queue.get(stale.id)
+    assert expired.state is State.EXPIRED and expired.error is not None
+    assert (await queue.get(fresh.id)).state is State.QUEUED
+    # Retention deletes the record, its body and its idempotency key, and nothing younger.
+    assert await queue.sweep_retention(P, retention=3600) == 0
+    assert await queue.sweep_retention(P, retention=0) == 1
+    with pytest.raises(NotFound):
+        await queue.get(stale.id)
+    etcd = queue.clusters.for_partition(P)
+    assert await etcd.get(keys.payload(queue.root, P, stale.id)) is None
+    _, created = await queue.enqueue(task(P, idempotency_key="k"), b"")
+    assert created
+
+
+async def test_requeue_lost_after_lease_loss_and_zombie_is_fenced(queue: Queue) -> None:
+    await queue.enqueue(task(P), b"")
+    zombie, healthy = Claimer("zombie", P, ttl=2), Claimer("healthy", P)
+    async with following(ReadyView(queue, "demo", [P])) as view:
+        [lost] = await claim_until(view, zombie, 1)
+        assert await queue.requeue_lost(P) == 0  # its lease is alive: nothing to do
+        etcd = queue.clusters.for_partition(P)
+        await etcd.revoke((await zombie.session(etcd)).lease)  # the lease ends, as at a crash
+        assert await queue.requeue_lost(P) == 1
+        [again] = await claim_until(view, healthy, 1)
+    assert again.record.id == lost.record.id and again.record.attempts == 2
+    with pytest.raises(NotClaimer):
+        await queue.complete(lost, b"zombie", "text/plain")
+    await queue.complete(again, b"healthy", "text/plain")
+    assert await queue.result(again.record) == b"healthy"
+    await zombie.close()
+    await healthy.close()

@@ -1,0 +1,69 @@
+import pytest
+
+from federation import task as sm
+from federation.errors import Conflict
+from federation.task import State, TaskError, TaskStatus
+from tests.factories import task
+
+T0 = 1_700_000_000.0
+
+
+def test_happy_path_records_times_attempts_and_region() -> None:
+    r = task(now=T0)
+    running = sm.start(r, region="eu-west-1", claimer="c", now=T0 + 0.25)
+    done = sm.finish(running, ok=True, now=T0 + 1.25, result_content_type="application/json")
+    assert (running.state, running.attempts, running.region) == (State.RUNNING, 1, "eu-west-1")
+    status = TaskStatus.of(done, now=T0 + 9)
+    assert status.state is State.SUCCEEDED
+    assert status.queue_ms == 250.0 and status.run_ms == 1000.0
+    assert status.created_at == "2023-11-14T22:13:20.000Z"
+
+
+@pytest.mark.parametrize(
+    ("state", "move"),
+    [
+        (State.SUCCEEDED, lambda r: sm.cancel(r, now=T0)),
+        (State.CANCELLED, lambda r: sm.start(r, region="x", claimer="c", now=T0)),
+        (State.EXPIRED, lambda r: sm.finish(r, ok=True, now=T0)),
+        (State.QUEUED, lambda r: sm.finish(r, ok=True, now=T0)),
+        (State.RUNNING, lambda r: sm.expire(r, now=T0)),
+        (State.FAILED, lambda r: sm.requeue(r, now=T0, reason="x")),
+    ],
+)
+def test_illegal_transitions_are_conflicts(state: State, move) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(Conflict):
+        move(task(now=T0, state=state))
+
+
+def test_requeue_gives_up_after_max_attempts() -> None:
+    r = task(now=T0, max_attempts=2)
+    for _ in range(2):
+        r = sm.start(r, region="a", claimer="c", now=T0)
+        r = sm.requeue(r, now=T0, reason="replica died")
+        if r.state is State.FAILED:
+            break
+    assert r.state is State.FAILED
+    assert r.error is not None and r.error.code == "replica_lost"
+    assert "2 attempts" in r.error.message
+
+
+def test_requeued_task_forgets_its_claim_but_keeps_its_age() -> None:
+    r = sm.start(task(now=T0), region="a", claimer="c", now=T0 + 1)
+    back = sm.requeue(r, now=T0 + 2, reason="x")
+    assert (back.state, back.claimer, back.region, back.created_at) == (State.QUEUED, None, None, T0)
+
+
+def test_failed_needs_an_error_and_keeps_it() -> None:
+    running = sm.start(task(now=T0), region="a", claimer="c", now=T0)
+    with pytest.raises(ValueError):
+        sm.finish(running, ok=False, now=T0)
+    err = TaskError(code="handler_error", message="ValueError: bad input")
+    assert sm.finish(running, ok=False, now=T0, error=err).error == err
+
+
+def test_task_id_names_its_partition() -> None:
+    tid = sm.new_task_id("ap-south-1")
+    assert sm.partition_of(tid) == "ap-south-1"
+    for bad in ("nodot", "short.ap-south-1", "01JD3ZZZZZZZZZZZZZZZZZZZZZ."):
+        with pytest.raises(ValueError):
+            sm.partition_of(bad)
