@@ -81,9 +81,7 @@ def describe(error: ValidationError) -> str:
         if "{" in rule:
             rule = rule.format(**(e.get("ctx") or {}))
         value = e.get("input")
-        if e["type"] == "missing":
-            lines.append(f"{key}: {rule}")
-        elif isinstance(value, dict):
+        if e["type"] == "missing" or isinstance(value, dict):
             lines.append(f"{key}: {rule}")
         else:
             lines.append(f"{key} = {value!r}: {rule}")

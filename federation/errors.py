@@ -31,7 +31,7 @@ class NotFound(SpilloverError):
 
 
 class Conflict(SpilloverError):
-    """The operation does not fit the task's current state (for example cancelling a finished task)."""
+    """The operation does not fit the task's state (for example cancelling a finished task)."""
 
     status = 409
     code = "conflict"

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import aetcd
@@ -49,7 +49,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Every key under a prefix at ``revision``; a list-watch yields one first and after compaction."""
+    """Every key under a prefix at ``revision``. A list-watch yields one first, and again after
+    falling behind compaction."""
 
     kvs: list[KV]
     revision: int
@@ -64,24 +65,25 @@ def _kv(pb: Any) -> KV:
 
 
 # -- txn building blocks (thin names over aetcd's, so callers need not import it) ---------------
-Compare = tx.BaseCompare
-Op = tx.Put | tx.Delete | tx.Get | tx.Txn
+# aetcd is untyped; these aliases name what the txn helpers below build.
+Compare: TypeAlias = Any
+Op: TypeAlias = Any
 
 
 def mod_is(key: bytes, revision: int) -> Compare:
-    return tx.Mod(key) == revision  # type: ignore[no-any-return]
+    return tx.Mod(key) == revision
 
 
 def value_is(key: bytes, value: bytes) -> Compare:
-    return tx.Value(key) == value  # type: ignore[no-any-return]
+    return tx.Value(key) == value
 
 
 def absent(key: bytes) -> Compare:
-    return tx.Create(key) == 0  # type: ignore[no-any-return]
+    return tx.Create(key) == 0
 
 
 def present(key: bytes) -> Compare:
-    return tx.Create(key) > 0  # type: ignore[no-any-return]
+    return tx.Create(key) > 0
 
 
 def put(key: bytes, value: bytes, lease: int | None = None) -> Op:
@@ -148,15 +150,16 @@ class Etcd:
         return self._client
 
     async def _failover(self, failed: aetcd.Client) -> None:
-        if self._client is failed:
-            self._client = None
-            self._index = (self._index + 1) % len(self.endpoints)
-            with contextlib.suppress(Exception):
-                await failed.close()
+        if id(self._client) != id(failed):  # by id: `is` would narrow aetcd's untyped Any
+            return  # another call already moved on
+        self._client = None
+        self._index = (self._index + 1) % len(self.endpoints)
+        with contextlib.suppress(Exception):
+            await failed.close()
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
+        client, self._client = self._client, None
+        if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()
 
@@ -197,7 +200,12 @@ class Etcd:
         await self._call("delete", lambda c: c.delete(key))
 
     async def range(
-        self, key: bytes, range_end: bytes, *, limit: int = 0, keys_only: bool = False,
+        self,
+        key: bytes,
+        range_end: bytes,
+        *,
+        limit: int = 0,
+        keys_only: bool = False,
         revision: int = 0,
     ) -> tuple[list[KV], int, bool]:
         """One page of ``[key, range_end)``: (kvs, header revision, more)."""
@@ -219,7 +227,10 @@ class Etcd:
         kvs, revision, more = await self.range(key, range_end, limit=PAGE, keys_only=keys_only)
         while more:
             page, _, more = await self.range(
-                kvs[-1].key + b"\x00", range_end, limit=PAGE, keys_only=keys_only,
+                kvs[-1].key + b"\x00",
+                range_end,
+                limit=PAGE,
+                keys_only=keys_only,
                 revision=revision,
             )
             kvs.extend(page)

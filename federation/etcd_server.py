@@ -54,7 +54,8 @@ class LocalEtcd:
         self.quiet = quiet
         self.token = f"spillover-{os.getpid()}-{free_port()}"
         self.members = [
-            Member(f"m{i}", free_port(), free_port(), self.base_dir / f"m{i}") for i in range(members)
+            Member(f"m{i}", free_port(), free_port(), self.base_dir / f"m{i}")
+            for i in range(members)
         ]
         self._initialized: set[str] = set()
 

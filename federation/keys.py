@@ -7,18 +7,18 @@ Control keyspace (one cluster, low write rate)::
 
 Partition keyspace (one per home region; each partition lives in the cluster its config names)::
 
-    {root}/q/{p}/tasks/{id}                    the task record: the truth for status lookups
-    {root}/q/{p}/payload/{id}                  the request body (written once, at enqueue)
-    {root}/q/{p}/result/{id}                   the result body (written once, by the fenced complete)
+    {root}/q/{p}/tasks/{id}                  the task record: the truth for status lookups
+    {root}/q/{p}/payload/{id}                the request body (written once, at enqueue)
+    {root}/q/{p}/result/{id}                 the result body (written once, by the fenced complete)
     {root}/q/{p}/ready/{app}/{9-prio}/{enq_ns}/{id}
-                                               queue entry while queued; the value is the record, so a
-                                               claimer moves the task without reading it. Lexical order
-                                               is the claim order: priority high first, then oldest.
-    {root}/q/{p}/claims/{claimer}/{id}         claim, under the claimer's lease (gone when it dies)
-    {root}/q/{p}/running/{id}                  claim key of a running task; no lease, so the reaper
-                                               finds claims whose lease expired
-    {root}/q/{p}/done/{finished_ns}/{id}       terminal tasks in finish order, for retention
-    {root}/q/{p}/idem/{app}/{sha256(key)}      idempotency key -> task id
+                                             queue entry while queued; the value is the record, so
+                                             a claimer moves the task without reading it. Lexical
+                                             order is the claim order: priority high, then oldest.
+    {root}/q/{p}/claims/{claimer}/{id}       claim, under the claimer's lease (gone when it dies)
+    {root}/q/{p}/running/{id}                claim key of a running task; no lease, so the reaper
+                                             finds claims whose lease expired
+    {root}/q/{p}/done/{finished_ns}/{id}     terminal tasks in finish order, for retention
+    {root}/q/{p}/idem/{app}/{sha256(key)}    idempotency key -> task id
 """
 
 from __future__ import annotations

@@ -84,9 +84,9 @@ def claim_order(
             app_regions=app_regions,
         ):
             continue
-        if n_claimers > 1 and slot_of(r.id, n_claimers) != rank:
-            if now - eligible_since(r, region, spillover_after, down_regions) < steal_after:
-                continue
+        others = n_claimers > 1 and slot_of(r.id, n_claimers) != rank
+        if others and now - eligible_since(r, region, spillover_after, down_regions) < steal_after:
+            continue
         out.append(e)
     out.sort(key=lambda e: (-e.record.priority, e.record.created_at, e.record.id))
     return out

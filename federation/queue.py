@@ -135,13 +135,17 @@ class Queue:
         return decode(kv.value), kv
 
     async def payload(self, record: TaskRecord) -> bytes:
-        kv = await self._etcd(record.partition).get(keys.payload(self.root, record.partition, record.id))
+        kv = await self._etcd(record.partition).get(
+            keys.payload(self.root, record.partition, record.id)
+        )
         if kv is None:
             raise NotFound(f"payload of task {record.id} not found")
         return kv.value
 
     async def result(self, record: TaskRecord) -> bytes:
-        kv = await self._etcd(record.partition).get(keys.result(self.root, record.partition, record.id))
+        kv = await self._etcd(record.partition).get(
+            keys.result(self.root, record.partition, record.id)
+        )
         if kv is None:
             raise NotFound(f"result of task {record.id} not found")
         return kv.value
@@ -200,15 +204,21 @@ class Queue:
     async def complete(self, claim: Claim, result: bytes, content_type: str) -> TaskRecord:
         r = claim.record
         done = sm.finish(r, ok=True, now=self.clock(), result_content_type=content_type)
-        return await self._fenced(claim, done, [put(keys.result(self.root, r.partition, r.id), result)])
+        return await self._fenced(
+            claim, done, [put(keys.result(self.root, r.partition, r.id), result)]
+        )
 
     async def fail(self, claim: Claim, error: TaskError) -> TaskRecord:
-        return await self._fenced(claim, sm.finish(claim.record, ok=False, now=self.clock(), error=error), [])
+        return await self._fenced(
+            claim, sm.finish(claim.record, ok=False, now=self.clock(), error=error), []
+        )
 
     async def release(self, claim: Claim, reason: str) -> TaskRecord:
         """Give a claimed task back (its replica died, the claimer drains): requeued at once, or
         failed with replica_lost once it has used its attempts."""
-        return await self._fenced(claim, sm.requeue(claim.record, now=self.clock(), reason=reason), [])
+        return await self._fenced(
+            claim, sm.requeue(claim.record, now=self.clock(), reason=reason), []
+        )
 
     # -- cancel, expire, requeue lost claims, retention ---------------------------------------
 
@@ -241,7 +251,10 @@ class Queue:
         kvs, _ = await etcd.range_all(prefix, keys.prefix_end(prefix))
         due = [(kv, decode(kv.value)) for kv in kvs]
         subs = [
-            nested([mod_is(kv.key, kv.mod_revision)], [delete(kv.key), *self._done_ops(sm.expire(r, now=now))])
+            nested(
+                [mod_is(kv.key, kv.mod_revision)],
+                [delete(kv.key), *self._done_ops(sm.expire(r, now=now))],
+            )
             for kv, r in due
             if r.deadline <= now
         ]
@@ -256,7 +269,9 @@ class Queue:
         if not running:
             return 0
         claims_prefix = root.encode() + f"/q/{partition}/claims/".encode()
-        held, _ = await etcd.range_all(claims_prefix, keys.prefix_end(claims_prefix), keys_only=True)
+        held, _ = await etcd.range_all(
+            claims_prefix, keys.prefix_end(claims_prefix), keys_only=True
+        )
         live = {kv.key for kv in held}
         now, subs = self.clock(), []
         for kv in running:
@@ -271,14 +286,18 @@ class Queue:
             back = sm.requeue(record, now=now, reason=f"claimer {record.claimer} lost its lease")
             subs.append(
                 nested(
-                    [mod_is(kv.key, kv.mod_revision), absent(kv.value), mod_is(task_kv.key, task_kv.mod_revision)],
+                    [
+                        mod_is(kv.key, kv.mod_revision),
+                        absent(kv.value),
+                        mod_is(task_kv.key, task_kv.mod_revision),
+                    ],
                     [delete(kv.key), *self._settle_ops(back)],
                 )
             )
         return await self._run_batches(etcd, subs, per_sub=6)
 
     async def sweep_retention(self, partition: str, retention: float) -> int:
-        """Delete finished tasks (record, bodies, idempotency key) ``retention`` s after they ended."""
+        """Delete finished tasks (record, bodies, idempotency key) ``retention`` s after the end."""
         etcd, root = self._etcd(partition), self.root
         start = keys.done_all(root, partition)
         end = keys.done_before(root, partition, ns(self.clock() - retention))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from federation import keys
 from federation.etcd import Compacted
@@ -30,7 +30,9 @@ class TaskWaiters:
         etcd = self.queue.clusters.for_partition(partition)
         prefix = keys.tasks(self.queue.root, partition)
         while True:
-            _, revision, _ = await etcd.range(prefix, keys.prefix_end(prefix), limit=1, keys_only=True)
+            _, revision, _ = await etcd.range(
+                prefix, keys.prefix_end(prefix), limit=1, keys_only=True
+            )
             self._watching[partition].set()
             try:
                 async for ev in etcd.watch(prefix, revision + 1):
@@ -47,7 +49,7 @@ class TaskWaiters:
             q.put_nowait(record)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, task_id: str):  # type: ignore[no-untyped-def]
+    async def subscribe(self, task_id: str) -> AsyncIterator[asyncio.Queue[TaskRecord]]:
         """Every change of the task's record from now on (the current one first)."""
         q: asyncio.Queue[TaskRecord] = asyncio.Queue()
         self._subscribers[task_id].add(q)

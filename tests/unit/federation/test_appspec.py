@@ -47,7 +47,10 @@ def test_defaults_fill_missing_sections() -> None:
         ("[scaling]\nreplicas = 3", "scaling.replicas = 3: unknown key"),
         ("[scaling]\nscaling_metric = 'gpu'", "scaling.scaling_metric = 'gpu': must be one of"),
         ("[placement]\nregions = ['EU West']", "placement.regions.0 = 'EU West': must match"),
-        ("[scaling]\nmin_replicas = 9\nmax_replicas = 2", "min_replicas = 9 must be ≤ max_replicas"),
+        (
+            "[scaling]\nmin_replicas = 9\nmax_replicas = 2",
+            "min_replicas = 9 must be ≤ max_replicas",
+        ),
         ("[extra]\nx = 1", "extra: unknown key"),
     ],
 )

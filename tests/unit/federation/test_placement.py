@@ -72,7 +72,9 @@ def test_not_yet_spilled_tasks_are_left_out() -> None:
 
 def test_claimers_of_one_region_take_their_own_slice_first_then_steal() -> None:
     entries = [entry(created_at=T0) for _ in range(40)]
-    mine = claim_order(entries, region="us-east-1", now=T0, spillover_after=0.5, rank=1, n_claimers=4)
+    mine = claim_order(
+        entries, region="us-east-1", now=T0, spillover_after=0.5, rank=1, n_claimers=4
+    )
     assert mine and all(slot_of(e.record.id, 4) == 1 for e in mine)
     later = claim_order(
         entries, region="us-east-1", now=T0 + 0.06, spillover_after=0.5, rank=1, n_claimers=4

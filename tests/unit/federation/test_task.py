@@ -50,7 +50,12 @@ def test_requeue_gives_up_after_max_attempts() -> None:
 def test_requeued_task_forgets_its_claim_but_keeps_its_age() -> None:
     r = sm.start(task(now=T0), region="a", claimer="c", now=T0 + 1)
     back = sm.requeue(r, now=T0 + 2, reason="x")
-    assert (back.state, back.claimer, back.region, back.created_at) == (State.QUEUED, None, None, T0)
+    assert (back.state, back.claimer, back.region, back.created_at) == (
+        State.QUEUED,
+        None,
+        None,
+        T0,
+    )
 
 
 def test_failed_needs_an_error_and_keeps_it() -> None:
