@@ -44,7 +44,6 @@ class KV:
 class Event:
     kind: Literal["put", "delete"]
     kv: KV
-    prev: KV | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +268,7 @@ class Etcd:
         while True:
             client = self._current()
             try:
-                watch = await client.watch_prefix(prefix, start_revision=next_rev, prev_kv=True)
+                watch = await client.watch_prefix(prefix, start_revision=next_rev)
                 backoff = 0.05
                 async for ev in watch:
                     kv = _kv(ev.kv)
@@ -277,7 +276,7 @@ class Etcd:
                     kind: Literal["put", "delete"] = (
                         "put" if ev.kind == aetcd.EventKind.PUT else "delete"
                     )
-                    yield Event(kind, kv, _kv(ev.prev_kv) if ev.prev_kv is not None else None)
+                    yield Event(kind, kv)
                 # The iterator ends only when the stream was shut down under it.
             except aetcd.RevisionCompactedError as e:
                 raise Compacted(str(e)) from e

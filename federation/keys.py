@@ -17,7 +17,8 @@ Partition keyspace (one per home region; each partition lives in the cluster its
     {root}/q/{p}/claims/{claimer}/{id}       claim, under the claimer's lease (gone when it dies)
     {root}/q/{p}/running/{id}                claim key of a running task; no lease, so the reaper
                                              finds claims whose lease expired
-    {root}/q/{p}/done/{finished_ns}/{id}     terminal tasks in finish order, for retention
+    {root}/q/{p}/done/{finished_ns}/{id}     terminal record, in finish order: for retention, and
+                                             for waiters (one event per task, not one per write)
     {root}/q/{p}/idem/{app}/{sha256(key)}    idempotency key -> task id
 """
 

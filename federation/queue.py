@@ -83,9 +83,10 @@ class Queue:
 
     def _done_ops(self, r: TaskRecord) -> list[Op]:
         assert r.finished_at is not None
+        value = encode(r)  # the done entry carries the record: waiters watch only these
         return [
-            put(keys.task(self.root, r.partition, r.id), encode(r)),
-            put(keys.done(self.root, r.partition, ns(r.finished_at), r.id), b""),
+            put(keys.task(self.root, r.partition, r.id), value),
+            put(keys.done(self.root, r.partition, ns(r.finished_at), r.id), value),
         ]
 
     def _queued_ops(self, r: TaskRecord) -> list[Op]:

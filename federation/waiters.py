@@ -1,5 +1,6 @@
-"""Waiting for tasks without polling: one watch per partition on the task records, fanned out in
-memory to every waiter, instead of one watch per request."""
+"""Waiting for tasks without polling: one watch per partition on the finished-task index, fanned
+out in memory to every waiter, instead of one watch per request. It sees one event per task (its
+end), not every write of its record."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 
 from federation import keys
+from federation.errors import Unavailable
 from federation.etcd import Compacted
 from federation.queue import Queue, decode
-from federation.task import TaskRecord
+from federation.task import TaskRecord, partition_of
 
 
 class TaskWaiters:
@@ -28,15 +30,20 @@ class TaskWaiters:
 
     async def _follow(self, partition: str) -> None:
         etcd = self.queue.clusters.for_partition(partition)
-        prefix = keys.tasks(self.queue.root, partition)
+        prefix = keys.done_all(self.queue.root, partition)
         while True:
-            _, revision, _ = await etcd.range(
-                prefix, keys.prefix_end(prefix), limit=1, keys_only=True
-            )
+            try:
+                _, revision, _ = await etcd.range(
+                    prefix, keys.prefix_end(prefix), limit=1, keys_only=True
+                )
+            except Unavailable:
+                await asyncio.sleep(0.5)  # the watch below retries on its own once it runs
+                continue
             self._watching[partition].set()
             try:
                 async for ev in etcd.watch(prefix, revision + 1):
-                    if ev.kind == "put":
+                    # Decode only what someone waits for: most updates have no waiter here.
+                    if ev.kind == "put" and keys.task_id_of(ev.kv.key) in self._subscribers:
                         self._publish(decode(ev.kv.value))
             except Compacted:
                 # Events were missed: give every waiter of this partition the current record.
@@ -50,13 +57,12 @@ class TaskWaiters:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, task_id: str) -> AsyncIterator[asyncio.Queue[TaskRecord]]:
-        """Every change of the task's record from now on (the current one first)."""
+        """The task's final record once it finishes. Subscribe *before* writing or reading the
+        task: an end between the two then reaches the subscriber either way."""
         q: asyncio.Queue[TaskRecord] = asyncio.Queue()
         self._subscribers[task_id].add(q)
         try:
-            # Subscribe first, then read: a change between the two reaches us either way.
-            await self._watching[(await self.queue.get(task_id)).partition].wait()
-            q.put_nowait(await self.queue.get(task_id))
+            await self._watching[partition_of(task_id)].wait()
             yield q
         finally:
             self._subscribers[task_id].discard(q)
@@ -66,15 +72,17 @@ class TaskWaiters:
     async def wait(self, task_id: str, timeout: float) -> TaskRecord:
         """The task's record once it is finished, or its current record after ``timeout`` s."""
         async with self.subscribe(task_id) as q:
-            record = await q.get()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
+            return await until_finished(q, await self.queue.get(task_id), timeout)
+
+
+async def until_finished(
+    updates: asyncio.Queue[TaskRecord], record: TaskRecord, timeout: float
+) -> TaskRecord:
+    """Follow ``updates`` from ``record`` until the task finishes or ``timeout`` s pass."""
+    try:
+        async with asyncio.timeout(timeout):
             while not record.state.terminal:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    record = await asyncio.wait_for(q.get(), remaining)
-                except TimeoutError:
-                    break
-            return record
+                record = await updates.get()
+    except TimeoutError:
+        pass
+    return record

@@ -80,6 +80,20 @@ def test_claimers_of_one_region_take_their_own_slice_first_then_steal() -> None:
         entries, region="us-east-1", now=T0 + 0.06, spillover_after=0.5, rank=1, n_claimers=4
     )
     assert len(later) == 40
+    own = [slot_of(e.record.id, 4) == 1 for e in later]
+    assert own == sorted(own, reverse=True)  # its own slice first, then what it may steal
+    urgent = entry(created_at=T0 + 0.01, priority=9)
+    assert (
+        claim_order(
+            [*entries, urgent],
+            region="us-east-1",
+            now=T0 + 0.1,
+            spillover_after=0.5,
+            rank=1,
+            n_claimers=4,
+        )[0]
+        == urgent
+    )  # priority still comes first
 
 
 @given(st.lists(st.tuples(st.integers(0, 9), st.floats(0, 100)), max_size=30))
