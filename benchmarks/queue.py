@@ -195,13 +195,14 @@ async def one_run(endpoints: list[str], rep: int, scale: float) -> dict[str, flo
     def n(k: int) -> int:
         return max(50, int(k * scale))
 
-    for name, step in [
+    steps: list[tuple[str, Callable[[Bench], Awaitable[dict[str, float]]]]] = [
         ("serial", lambda b: b.enqueue_serial(n(500))),
         ("concurrent", lambda b: b.enqueue_concurrent(n(3000))),
         ("latency", lambda b: b.claim_latency(n(300))),
         ("claims", lambda b: b.claims(n(3000))),
         ("lifecycle", lambda b: b.lifecycle(n(3000))),
-    ]:
+    ]
+    for name, step in steps:
         bench = Bench(endpoints, f"/bench{rep}{name}")
         out.update(await step(bench))
         await bench.close()
