@@ -1,10 +1,10 @@
-# The two commands a new machine needs: `make up` and `make test`. Both install what is missing.
+# `make test` is all a new machine needs: it installs etcd and the venv when they are missing.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint unit integration bench etcd deps clean
+.PHONY: test lint unit bench etcd deps clean
 
 # Debian's etcd-server when no etcd is on PATH.
 etcd:
@@ -33,9 +33,6 @@ test: lint
 
 unit: deps
 	$(VENV)/bin/pytest -q tests/unit
-
-up: deps
-	$(VENV)/bin/spillover up
 
 bench: deps
 	$(PY) benchmarks/queue.py

@@ -1,0 +1,93 @@
+"""Loading a user's handler class and calling one of its functions with a task context.
+
+The handler API (spec): ``load()`` once per replica, then one method per function,
+``def f(payload: bytes, ctx) -> bytes | dict`` or ``async def``. A dict result is JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+
+class Context:
+    """What a handler sees of its task: its id, ``progress()``, ``log()`` and ``cancelled``.
+
+    Sync handlers run in worker threads; events cross back to the loop thread-safely."""
+
+    def __init__(
+        self, task_id: str, loop: asyncio.AbstractEventLoop, emit: Callable[[Any], None]
+    ) -> None:
+        self.task_id = task_id
+        self._loop = loop
+        self._emit = emit
+        self._cancelled = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self._send(("progress", float(fraction), message))
+
+    def log(self, line: str) -> None:
+        self._send(("log", str(line)))
+
+    def _send(self, event: Any) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._emit(event)
+        else:
+            self._loop.call_soon_threadsafe(self._emit, event)
+
+
+class UnknownFunction(LookupError):
+    pass
+
+
+def load_handler(path: str) -> Any:
+    """``"examples.demo.app:Model"`` → an instance with ``load()`` already called."""
+    module_name, _, class_name = path.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    instance = cls()
+    if hasattr(instance, "load"):
+        instance.load()
+    return instance
+
+
+def function_of(instance: Any, name: str) -> Callable[..., Any]:
+    fn = getattr(instance, name, None) if not name.startswith("_") and name != "load" else None
+    if fn is None or not callable(fn):
+        raise UnknownFunction(f"the handler has no function {name!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+async def call(
+    fn: Callable[..., Any], payload: bytes, ctx: Context, pool: ThreadPoolExecutor
+) -> tuple[bytes, str]:
+    """Run the function (async on the loop, sync in the pool); returns (body, content type)."""
+    if inspect.iscoroutinefunction(fn):
+        result = await fn(payload, ctx)
+    else:
+        result = await asyncio.get_running_loop().run_in_executor(pool, fn, payload, ctx)
+    return encode_result(result)
+
+
+def encode_result(result: Any) -> tuple[bytes, str]:
+    if isinstance(result, bytes | bytearray | memoryview):
+        return bytes(result), "application/octet-stream"
+    if isinstance(result, str):
+        return result.encode(), "text/plain; charset=utf-8"
+    return json.dumps(result).encode(), "application/json"

@@ -1,0 +1,110 @@
+"""A replica: one process, the model loaded once, up to ``replica_concurrency`` tasks at a time
+over gRPC. Sync handlers share one model copy from a thread pool sized to the concurrency; async
+handlers run on the loop.
+
+    python -m regional.replica --handler examples.demo.app:Model --concurrency 4
+
+It prints ``READY <port>`` once ``load()`` has returned and the server listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import uvloop
+
+from regional.handler import Context, UnknownFunction, call, function_of, load_handler
+from regional.rpc import replica_pb2 as pb
+from regional.rpc import replica_pb2_grpc as pb_grpc
+
+
+class ReplicaService(pb_grpc.ReplicaServicer):
+    def __init__(self, handler: Any, concurrency: int, replica_id: str) -> None:
+        self.handler = handler
+        self.capacity = concurrency
+        self.busy = 0
+        self.replica_id = replica_id
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="handler")
+
+    async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusReply:
+        return pb.StatusReply(
+            ready=True, capacity=self.capacity, busy=self.busy, replica_id=self.replica_id
+        )
+
+    async def Run(self, request: pb.RunRequest, context: Any) -> AsyncIterator[pb.RunEvent]:
+        if self.busy >= self.capacity:
+            # The agent never sends more than the free slots; this guards the hard limit.
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "replica_concurrency reached")
+        try:
+            fn = function_of(self.handler, request.function)
+        except UnknownFunction as e:
+            yield pb.RunEvent(error=pb.Error(code="unknown_function", message=str(e)))
+            return
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        ctx = Context(request.task_id, asyncio.get_running_loop(), events.put_nowait)
+        self.busy += 1
+        work = asyncio.ensure_future(call(fn, request.payload, ctx, self.pool))
+        work.add_done_callback(lambda _: events.put_nowait(None))
+        try:
+            while (event := await events.get()) is not None:
+                if event[0] == "progress":
+                    yield pb.RunEvent(progress=pb.Progress(fraction=event[1], message=event[2]))
+                else:
+                    yield pb.RunEvent(log=pb.Log(line=event[1]))
+            try:
+                body, content_type = work.result()
+            except Exception as e:  # the user's code failed: a failed task, not a dead replica
+                message = f"{type(e).__name__}: {e}"
+                yield pb.RunEvent(error=pb.Error(code="handler_error", message=message))
+            else:
+                yield pb.RunEvent(result=pb.Result(body=body, content_type=content_type))
+        finally:
+            # Reached on completion and when the agent cancels the call (cancel, max_runtime).
+            ctx.cancel()
+            work.cancel()
+            self.busy -= 1
+
+
+async def serve(handler_path: str, concurrency: int, host: str, port: int) -> None:
+    # load() before the server listens: a replica that accepts work has its model.
+    handler = await asyncio.to_thread(load_handler, handler_path)
+    options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+    server = grpc.aio.server(options=options)
+    pb_grpc.add_ReplicaServicer_to_server(
+        ReplicaService(handler, concurrency, f"{os.uname().nodename}-{os.getpid()}"), server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    print(f"READY {bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # The agent drains a replica before stopping it; a grace period covers stragglers.
+    await server.stop(grace=5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m regional.replica")
+    ap.add_argument("--handler", required=True, help="import path, e.g. examples.demo.app:Model")
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, os.getcwd())  # handlers are imported from the app's directory
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(serve(args.handler, args.concurrency, args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()
