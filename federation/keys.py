@@ -2,8 +2,8 @@
 
 Control keyspace (one cluster, low write rate)::
 
-    {root}/apps/{app}                          app spec (JSON)
-    {root}/claimers/{app}/{claimer}            live claimers of an app, under their lease
+    {root}/apps/{app}                        app spec (JSON)
+    {root}/regions/{region}                  a region's heartbeat, under its agent's lease
 
 Partition keyspace (one per home region; each partition lives in the cluster its config names)::
 
@@ -52,19 +52,15 @@ def apps(root: str) -> bytes:
     return _b(f"{root}/apps/")
 
 
-def claimer(root: str, app_name: str, claimer_id: str) -> bytes:
-    return _b(f"{root}/claimers/{app_name}/{claimer_id}")
+def region(root: str, name: str) -> bytes:
+    return _b(f"{root}/regions/{name}")
 
 
-def claimers(root: str, app_name: str) -> bytes:
-    return _b(f"{root}/claimers/{app_name}/")
+def regions(root: str) -> bytes:
+    return _b(f"{root}/regions/")
 
 
 # -- partition keyspace -------------------------------------------------------------------------
-
-
-def partition(root: str, p: str) -> bytes:
-    return _b(f"{root}/q/{p}/")
 
 
 def task(root: str, p: str, task_id: str) -> bytes:

@@ -94,3 +94,26 @@ def claim_order(
         out.append(e)
     out.sort(key=lambda e: (-e.record.priority, e.record.id in foreign, e.record.created_at))
     return out
+
+
+def next_eligible_at(
+    entries: Iterable[ReadyEntry],
+    *,
+    region: str,
+    now: float,
+    spillover_after: float,
+    down_regions: frozenset[str] = frozenset(),
+    app_regions: tuple[str, ...] = (),
+) -> float | None:
+    """When the next task that this region may take but not yet (another region's, younger than
+    ``spillover_after``) becomes eligible: the claimer sleeps until then, not in a poll loop."""
+    times = []
+    for e in entries:
+        r = e.record
+        allowed = r.allowed_regions or app_regions
+        if allowed and region not in allowed:
+            continue
+        t = eligible_since(r, region, spillover_after, down_regions)
+        if now < t < r.deadline:
+            times.append(t)
+    return min(times, default=None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import sys
@@ -23,6 +25,7 @@ import grpc
 import uvloop
 
 from regional.handler import Context, UnknownFunction, call, function_of, load_handler
+from regional.rpc import GRPC_OPTIONS
 from regional.rpc import replica_pb2 as pb
 from regional.rpc import replica_pb2_grpc as pb_grpc
 
@@ -47,7 +50,7 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         try:
             fn = function_of(self.handler, request.function)
         except UnknownFunction as e:
-            yield pb.RunEvent(error=pb.Error(code="unknown_function", message=str(e)))
+            yield pb.RunEvent(error=pb.Error(code="handler_error", message=str(e)))
             return
         events: asyncio.Queue[Any] = asyncio.Queue()
         ctx = Context(request.task_id, asyncio.get_running_loop(), events.put_nowait)
@@ -77,9 +80,8 @@ class ReplicaService(pb_grpc.ReplicaServicer):
 async def serve(handler_path: str, concurrency: int, host: str, port: int) -> None:
     # load() before the server listens: a replica that accepts work has its model.
     handler = await asyncio.to_thread(load_handler, handler_path)
-    options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-    server = grpc.aio.server(options=options)
-    pb_grpc.add_ReplicaServicer_to_server(
+    server = grpc.aio.server(options=GRPC_OPTIONS)
+    pb_grpc.add_ReplicaServicer_to_server(  # type: ignore[no-untyped-call]
         ReplicaService(handler, concurrency, f"{os.uname().nodename}-{os.getpid()}"), server
     )
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -94,6 +96,17 @@ async def serve(handler_path: str, concurrency: int, host: str, port: int) -> No
     await server.stop(grace=5)
 
 
+def die_with_parent() -> None:
+    """SIGTERM this replica when its agent dies, even by SIGKILL, so a dead agent leaves no
+    replica holding a model (Linux's PR_SET_PDEATHSIG). Set here, not in a fork hook: running
+    Python between fork and exec in a process with gRPC threads is not safe."""
+    parent = os.getppid()
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the agent died before prctl took effect
+        sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m regional.replica")
     ap.add_argument("--handler", required=True, help="import path, e.g. examples.demo.app:Model")
@@ -101,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args(argv)
+    die_with_parent()
     sys.path.insert(0, os.getcwd())  # handlers are imported from the app's directory
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(args.handler, args.concurrency, args.host, args.port))

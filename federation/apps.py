@@ -1,0 +1,48 @@
+"""Deployed apps: their specs in the control keyspace, read by edges and agents."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from federation import keys
+from federation.appspec import AppSpec
+from federation.errors import NotFound
+from federation.etcd import Etcd, Snapshot
+
+
+class AppRegistry:
+    def __init__(self, etcd: Etcd, root: str) -> None:
+        self.etcd = etcd
+        self.root = root
+
+    async def put(self, spec: AppSpec) -> None:
+        await self.etcd.put(keys.app(self.root, spec.name), spec.model_dump_json().encode())
+
+    async def get(self, name: str) -> AppSpec:
+        kv = await self.etcd.get(keys.app(self.root, name))
+        if kv is None:
+            raise NotFound(f"app {name!r} is not deployed")
+        return AppSpec.model_validate_json(kv.value)
+
+    async def list(self) -> list[AppSpec]:
+        prefix = keys.apps(self.root)
+        kvs, _ = await self.etcd.range_all(prefix, keys.prefix_end(prefix))
+        return [AppSpec.model_validate_json(kv.value) for kv in kvs]
+
+    async def delete(self, name: str) -> None:
+        if await self.etcd.get(keys.app(self.root, name)) is None:
+            raise NotFound(f"app {name!r} is not deployed")
+        await self.etcd.delete(keys.app(self.root, name))
+
+    async def follow(self) -> AsyncIterator[dict[str, AppSpec]]:
+        """Every deployed app, now and after each change."""
+        prefix = keys.apps(self.root)
+        specs: dict[bytes, AppSpec] = {}
+        async for item in self.etcd.list_watch(prefix):
+            if isinstance(item, Snapshot):
+                specs = {kv.key: AppSpec.model_validate_json(kv.value) for kv in item.kvs}
+            elif item.kind == "put":
+                specs[item.kv.key] = AppSpec.model_validate_json(item.kv.value)
+            else:
+                specs.pop(item.kv.key, None)
+            yield {s.name: s for s in specs.values()}

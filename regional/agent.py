@@ -1,0 +1,241 @@
+"""A region's agent: joins etcd with a session, runs a pool per deployed app, claims exactly as
+many tasks as its ready replicas have free slots, publishes the region's heartbeat, and runs the
+reaper. One composition of the federation core; the policy lives in ``federation``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from federation import keys
+from federation.apps import AppRegistry
+from federation.appspec import AppSpec
+from federation.errors import Unavailable
+from federation.etcd import Snapshot
+from federation.heartbeat import AppLoad, RegionHeartbeat
+from federation.placement import claim_order, next_eligible_at
+from federation.queue import Claimer, Queue
+from federation.ready import ReadyView
+from federation.reaper import run_reaper
+from federation.topology import Clusters
+from regional.config import RegionConfig
+from regional.pool import Pool
+from regional.replicas import Provider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppRunner:
+    spec: AppSpec
+    pool: Pool
+    view: ReadyView
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: RegionConfig,
+        clusters: Clusters,
+        provider: Provider,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clusters = clusters
+        self.provider = provider
+        self.clock = clock
+        self.queue = Queue(clusters, clock=clock)
+        self.apps = AppRegistry(clusters.control, clusters.root)
+        claimer_id = f"{config.name}-{os.uname().nodename}-{os.getpid()}"
+        self.claimer = Claimer(claimer_id, config.name, ttl=config.lease_ttl)
+        self.runners: dict[str, AppRunner] = {}
+        self.live_regions: set[str] = set()
+
+    def partitions(self, spec: AppSpec) -> tuple[str, ...]:
+        return tuple(sorted({*self.config.partitions, *spec.placement.regions}))
+
+    @property
+    def down_regions(self) -> frozenset[str]:
+        """Regions without a heartbeat: their tasks may be taken at once."""
+        known = {p for r in self.runners.values() for p in r.view.partitions}
+        return frozenset(known - self.live_regions)
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._follow_apps())
+                tg.create_task(self._follow_regions())
+                tg.create_task(self._heartbeat())
+                tg.create_task(run_reaper(self.queue, self.config.partitions))
+                for p in self.config.partitions:
+                    tg.create_task(self._follow_own_claims(p))
+        finally:
+            for name in list(self.runners):
+                await self._stop_app(name)
+            await self.claimer.close()
+
+    # -- apps ---------------------------------------------------------------------------------
+
+    async def _follow_apps(self) -> None:
+        async for specs in self.apps.follow():
+            for name in list(self.runners):
+                if name not in specs or self.config.name not in self._regions_of(specs[name]):
+                    await self._stop_app(name)
+            for name, spec in specs.items():
+                if self.config.name not in self._regions_of(spec):
+                    continue
+                runner = self.runners.get(name)
+                if runner is None:
+                    self._start_app(spec)
+                elif runner.spec != spec:
+                    runner.spec = runner.pool.spec = spec  # scaling and limits apply at once
+                    runner.pool.scale_to(self._desired(spec))
+
+    def _regions_of(self, spec: AppSpec) -> tuple[str, ...]:
+        return spec.placement.regions or (self.config.name,)
+
+    def _desired(self, spec: AppSpec) -> int:
+        return self.config.replicas.get(spec.name, max(spec.scaling.min_replicas, 1))
+
+    def _start_app(self, spec: AppSpec) -> None:
+        pool = Pool(spec, self.config.name, self.queue, self.provider, self._desired(spec))
+        view = ReadyView(self.queue, spec.name, self.partitions(spec))
+        runner = AppRunner(spec, pool, view)
+        loop = asyncio.get_running_loop()
+        runner.tasks = [
+            loop.create_task(pool.supervise(), name=f"supervise-{spec.name}"),
+            loop.create_task(view.run(), name=f"view-{spec.name}"),
+            loop.create_task(self._dispatch(runner), name=f"dispatch-{spec.name}"),
+        ]
+        self.runners[spec.name] = runner
+        log.info("serving app %s (replicas: %d)", spec.name, pool.desired)
+
+    async def _stop_app(self, name: str) -> None:
+        runner = self.runners.pop(name)
+        for t in runner.tasks:
+            t.cancel()
+        for t in runner.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await runner.pool.close()
+
+    # -- claiming -----------------------------------------------------------------------------
+
+    async def _dispatch(self, runner: AppRunner) -> None:
+        """Claim as many tasks as there are free slots, never more; sleep until the queue
+        changes, a slot frees, or a waiting task becomes eligible here (spillover)."""
+        pool, view = runner.pool, runner.view
+        await view.wait_synced()
+        while True:
+            view.changed.clear()
+            pool.capacity.clear()
+            placement = runner.spec.placement
+            free = pool.free_slots
+            if free > 0 and view.entries:
+                try:
+                    claims = await view.claim(
+                        self.claimer, free,
+                        spillover_after=placement.spillover_after,
+                        down_regions=self.down_regions, app_regions=placement.regions,
+                    )  # fmt: skip
+                except Unavailable as e:
+                    log.warning("claim failed: %s", e)
+                    await asyncio.sleep(0.5)
+                    continue
+                for c in claims:
+                    pool.dispatch(c)
+                if claims:
+                    continue  # more may be claimable at once
+            wake = next_eligible_at(
+                view.entries.values(), region=self.config.name, now=self.clock(),
+                spillover_after=placement.spillover_after,
+                down_regions=self.down_regions, app_regions=placement.regions,
+            )  # fmt: skip
+            timeout = None if wake is None else max(0.0, wake - self.clock()) + 0.001
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(timeout or 1.0, 1.0)):
+                    # 1 s at most: a home region going down makes its tasks eligible at once.
+                    await _first(view.changed.wait(), pool.capacity.wait())
+
+    async def _follow_own_claims(self, partition: str) -> None:
+        """A claim of ours deleted by someone else means the task was cancelled (or our lease
+        lapsed): stop running it."""
+        etcd = self.clusters.for_partition(partition)
+        prefix = keys.claims_of(self.clusters.root, partition, self.claimer.id)
+        async for item in etcd.list_watch(prefix):
+            if isinstance(item, Snapshot) or item.kind != "delete":
+                continue
+            task_id = keys.task_id_of(item.kv.key)
+            for runner in self.runners.values():
+                runner.pool.cancel(task_id)
+
+    # -- heartbeat ----------------------------------------------------------------------------
+
+    async def _follow_regions(self) -> None:
+        prefix = keys.regions(self.clusters.root)
+        live: set[bytes] = set()
+        async for item in self.clusters.control.list_watch(prefix):
+            if isinstance(item, Snapshot):
+                live = {kv.key for kv in item.kvs}
+            elif item.kind == "put":
+                live.add(item.kv.key)
+            else:
+                live.discard(item.kv.key)
+            self.live_regions = {keys.task_id_of(k) for k in live}
+
+    def heartbeat(self) -> RegionHeartbeat:
+        now = self.clock()
+        loads = []
+        for name, r in sorted(self.runners.items()):
+            placement = r.spec.placement
+            waiting = claim_order(
+                r.view.entries.values(), region=self.config.name, now=now,
+                spillover_after=placement.spillover_after,
+                down_regions=self.down_regions, app_regions=placement.regions,
+            )  # fmt: skip
+            oldest = min((e.record.created_at for e in waiting), default=now)
+            ready = r.pool.ready_replicas
+            loads.append(
+                AppLoad(
+                    app=name,
+                    replicas=len(r.pool.replicas) + r.pool.starting,
+                    ready_replicas=len(ready),
+                    desired_replicas=r.pool.desired,
+                    slots=sum(x.capacity for x in ready),
+                    busy_slots=r.pool.busy_slots,
+                    queue_depth=len(waiting),
+                    oldest_wait_ms=round((now - oldest) * 1000, 1),
+                )
+            )
+        c = self.config
+        return RegionHeartbeat(
+            name=c.name, lat=c.lat, lon=c.lon, agent=self.claimer.id, at=now, apps=tuple(loads)
+        )
+
+    async def _heartbeat(self) -> None:
+        key = keys.region(self.clusters.root, self.config.name)
+        while True:
+            try:
+                session = await self.claimer.session(self.clusters.control)
+                value = self.heartbeat().model_dump_json().encode()
+                await self.clusters.control.put(key, value, lease=session.lease)
+            except Unavailable as e:
+                log.warning("heartbeat failed: %s", e)
+            await asyncio.sleep(self.config.heartbeat_interval)
+
+
+async def _first(*aws: object) -> None:
+    """Wait until the first of ``aws`` finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

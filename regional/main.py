@@ -1,0 +1,42 @@
+"""``spillover region --config region.toml``: the entry point of one region's agent."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+import uvloop
+
+from federation.topology import Clusters
+from regional.agent import Agent
+from regional.config import RegionConfig
+from regional.replicas import LocalProcessProvider
+
+
+async def serve(config: RegionConfig) -> None:
+    clusters = Clusters(config.etcd)
+    agent = Agent(config, clusters, LocalProcessProvider(config.app_root.resolve()))
+    task = asyncio.create_task(agent.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await clusters.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="spillover region", description=__doc__)
+    ap.add_argument("--config", type=Path, required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    uvloop.run(serve(RegionConfig.load(args.config, os.environ)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""A handler for agent tests: no torch, so replicas start in a fraction of a second."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+
+class Worker:
+    def load(self) -> None:
+        self.started = 0
+
+    def sleep(self, payload: bytes, ctx: Any) -> dict[str, Any]:
+        seconds = float(json.loads(payload)["seconds"])
+        ctx.log(f"sleeping {seconds}")
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if ctx.cancelled:
+                return {"cancelled": True}
+            time.sleep(min(left, 0.02))
+        return {"slept": seconds, "pid": os.getpid(), "region": os.environ["SPILLOVER_REGION"]}
+
+    async def nap(self, payload: bytes, ctx: Any) -> dict[str, Any]:
+        seconds = float(json.loads(payload)["seconds"])
+        for i in range(10):
+            ctx.progress((i + 1) / 10)
+            await asyncio.sleep(seconds / 10)
+        return {"napped": seconds}
+
+    def echo(self, payload: bytes, ctx: Any) -> bytes:
+        return payload
+
+    def boom(self, payload: bytes, ctx: Any) -> bytes:
+        raise ValueError("bad input: " + payload.decode())

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from federation.apps import AppRegistry
+from federation.appspec import AppSpec, parse_spec
+from federation.etcd_server import LocalEtcd
+from federation.queue import Queue
+from federation.task import TaskRecord
+from federation.topology import Clusters
+from federation.waiters import TaskWaiters
+from regional.agent import Agent
+from regional.config import RegionConfig
+from regional.replicas import LocalProcessProvider
+from tests.conftest import make_config
+from tests.factories import task
+from tests.waiting import until
+
+REPO = Path(__file__).resolve().parents[3]
+REGION = "us-east-1"
+
+
+def worker_spec(name: str = "worker", **scaling: Any) -> AppSpec:
+    return parse_spec(
+        {
+            "app": {"name": name, "handler": "tests.apps.worker:Worker"},
+            "scaling": {"replica_concurrency": 4, "min_replicas": 1, **scaling},
+            "placement": {"regions": [REGION], "spillover_after": 0.5},
+        }
+    )
+
+
+class Harness:
+    """A real etcd, an agent with real replica subprocesses, and a client's view of the queue."""
+
+    def __init__(self, cluster: LocalEtcd, root: str) -> None:
+        self.etcd_config = make_config(cluster, root)
+        self.clusters = Clusters(self.etcd_config)
+        self.queue = Queue(self.clusters)
+        self.waiters = TaskWaiters(self.queue, [REGION])
+        self.apps = AppRegistry(self.clusters.control, root)
+        self.agents: list[tuple[Agent, asyncio.Task[None]]] = []
+        self._bg = [asyncio.create_task(self.waiters.run())]
+
+    async def start_agent(self, **config: Any) -> Agent:
+        cfg = RegionConfig(
+            name=REGION, lat=39.0, lon=-77.5, etcd=self.etcd_config, app_root=REPO,
+            lease_ttl=2, heartbeat_interval=0.2, **config,
+        )  # fmt: skip
+        agent = Agent(cfg, Clusters(self.etcd_config), LocalProcessProvider(REPO))
+        self.agents.append((agent, asyncio.create_task(agent.run())))
+        return agent
+
+    async def ready(self, agent: Agent, app: str, replicas: int, timeout: float = 30) -> None:
+        def serving() -> bool:
+            runner = agent.runners.get(app)
+            return runner is not None and len(runner.pool.ready_replicas) >= replicas
+
+        await until(serving, timeout)
+
+    async def submit(self, app: str, function: str, body: Any, **fields: Any) -> TaskRecord:
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        record = task(REGION, app=app, function=function, **fields)
+        await self.queue.enqueue(record, payload)
+        return record
+
+    async def result(self, record: TaskRecord, timeout: float = 30) -> TaskRecord:
+        return await self.waiters.wait(record.id, timeout)
+
+    async def close(self) -> None:
+        for agent, running in self.agents:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await agent.clusters.close()
+        for t in self._bg:
+            t.cancel()
+        await self.clusters.close()
+
+
+@pytest.fixture
+async def harness(etcd1: LocalEtcd, root: str) -> AsyncIterator[Harness]:
+    h = Harness(etcd1, root)
+    yield h
+    await h.close()

@@ -1,0 +1,136 @@
+"""The regional agent with real replica subprocesses on real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from federation import keys
+from federation.task import State
+from tests.integration.regional.conftest import REGION, Harness, worker_spec
+from tests.waiting import until
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_task_runs_and_its_result_is_committed(harness: Harness) -> None:
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    record = await harness.submit("worker", "echo", b"hello spillover")
+    done = await harness.result(record)
+    assert done.state is State.SUCCEEDED and done.region == REGION
+    assert await harness.queue.result(done) == b"hello spillover"
+    hb = agent.heartbeat()
+    assert hb.apps[0].slots == 4 and hb.apps[0].ready_replicas == 1
+
+
+async def test_never_more_than_replica_concurrency_and_the_rest_waits_in_the_queue(
+    harness: Harness,
+) -> None:
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    records = [await harness.submit("worker", "sleep", {"seconds": 3}) for _ in range(6)]
+    pool = agent.runners["worker"].pool
+    await until(lambda: pool.busy_slots == 4)
+    await asyncio.sleep(0.3)  # time to over-claim, if it would
+    assert pool.busy_slots == 4 and len(pool.running) == 4
+    etcd = harness.clusters.for_partition(REGION)
+    prefix = keys.ready_app(harness.queue.root, REGION, "worker")
+    queued, _ = await etcd.range_all(prefix, keys.prefix_end(prefix))
+    assert len(queued) == 2  # the 5th and 6th wait in the queue, not in the agent
+    finals = [await harness.result(r) for r in records]
+    assert all(f.state is State.SUCCEEDED for f in finals)
+
+
+async def test_short_tasks_never_wait_behind_long_ones_while_a_slot_is_free(
+    harness: Harness,
+) -> None:
+    await harness.apps.put(worker_spec(replica_concurrency=2))
+    agent = await harness.start_agent(replicas={"worker": 2})
+    await harness.ready(agent, "worker", 2)
+    longs = [await harness.submit("worker", "sleep", {"seconds": 30}) for _ in range(3)]
+    await asyncio.sleep(0.5)
+    shorts = [await harness.submit("worker", "sleep", {"seconds": 0.05}) for _ in range(20)]
+    started = time.monotonic()
+    finals = [await harness.result(r, timeout=20) for r in shorts]
+    assert all(f.state is State.SUCCEEDED for f in finals)
+    # 20 x 50 ms through the one free slot: ~1 s, far less than one long task (30 s).
+    assert time.monotonic() - started < 15
+    for r in longs:
+        assert (await harness.queue.get(r.id)).state is State.RUNNING
+        await harness.queue.cancel(r.id)
+
+
+async def test_cancel_reaches_a_running_task_and_frees_its_slot(harness: Harness) -> None:
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    record = await harness.submit("worker", "sleep", {"seconds": 60})
+    await until(lambda: is_running(harness, record.id))
+    await harness.queue.cancel(record.id)
+    pool = agent.runners["worker"].pool
+    await until(lambda: pool.busy_slots == 0, timeout=5)
+    assert (await harness.queue.get(record.id)).state is State.CANCELLED
+
+
+async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
+    harness: Harness,
+) -> None:
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    record = await harness.submit("worker", "sleep", {"seconds": 1.0})
+    pool = agent.runners["worker"].pool
+    await until(lambda: bool(pool.running))
+    victim = pool.replicas[0]
+    assert victim.process is not None
+    os.kill(victim.process.pid, signal.SIGKILL)
+    done = await harness.result(record, timeout=30)
+    assert done.state is State.SUCCEEDED and done.attempts == 2
+    assert json.loads(await harness.queue.result(done))["pid"] != victim.process.pid
+    assert all(r is not victim for r in pool.replicas)  # replaced
+
+
+async def test_scale_in_drains_and_never_kills_a_running_task(harness: Harness) -> None:
+    await harness.apps.put(worker_spec(replica_concurrency=1))
+    agent = await harness.start_agent(replicas={"worker": 2})
+    await harness.ready(agent, "worker", 2)
+    records = [await harness.submit("worker", "sleep", {"seconds": 1.5}) for _ in range(2)]
+    pool = agent.runners["worker"].pool
+    await until(lambda: pool.busy_slots == 2)
+    pool.scale_to(1)
+    await asyncio.sleep(0.3)
+    assert sum(r.draining for r in pool.replicas) == 1
+    assert len(pool.replicas) == 2  # the draining one still runs its task
+    finals = [await harness.result(r) for r in records]
+    assert all(f.state is State.SUCCEEDED and f.attempts == 1 for f in finals)
+    await until(lambda: len(pool.replicas) == 1)
+
+
+async def test_handler_errors_and_max_runtime_fail_the_task_not_the_replica(
+    harness: Harness,
+) -> None:
+    await harness.apps.put(worker_spec(max_runtime=1))
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    boom = await harness.result(await harness.submit("worker", "boom", b"xyz"))
+    assert boom.state is State.FAILED and boom.error is not None
+    assert boom.error.code == "handler_error" and boom.error.message == "ValueError: bad input: xyz"
+    slow = await harness.result(await harness.submit("worker", "sleep", {"seconds": 5}))
+    assert slow.state is State.FAILED and slow.error is not None and slow.error.code == "timeout"
+    missing = await harness.result(await harness.submit("worker", "nope", b""))
+    assert missing.error is not None and "no function 'nope'" in missing.error.message
+    napped = await harness.result(await harness.submit("worker", "nap", {"seconds": 0.2}))
+    assert napped.state is State.SUCCEEDED  # an async handler, with progress events
+    assert agent.runners["worker"].pool.replicas[0].process.returncode is None  # type: ignore[union-attr]
+
+
+async def is_running(harness: Harness, task_id: str) -> bool:
+    return (await harness.queue.get(task_id)).state is State.RUNNING

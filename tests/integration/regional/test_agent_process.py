@@ -1,0 +1,74 @@
+"""The agent as its own process: `spillover region --config region.toml`, killed for real."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from federation.task import State
+from tests.integration.regional.conftest import REPO, Harness, worker_spec
+from tests.waiting import until
+
+pytestmark = pytest.mark.slow
+
+
+def region_toml(harness: Harness, path: Path) -> Path:
+    etcd = harness.etcd_config
+    endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
+    path.write_text(
+        f'name = "us-east-1"\nlat = 39.0\nlon = -77.5\napp_root = "{REPO}"\nlease_ttl = 2\n'
+        f'[etcd]\nendpoints = [{endpoints}]\nroot = "{etcd.root}"\n'
+    )
+    return path
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+async def test_sigkilled_agent_releases_its_task_and_its_replicas_die_with_it(
+    harness: Harness, tmp_path: Path
+) -> None:
+    await harness.apps.put(worker_spec())
+    config = region_toml(harness, tmp_path / "region.toml")
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "regional.main", "--config", str(config)
+    )
+    try:
+        record = await harness.submit("worker", "sleep", {"seconds": 3})
+
+        async def running() -> bool:
+            return (await harness.queue.get(record.id)).state is State.RUNNING
+
+        await until(running, timeout=30)
+        replicas = children(agent.pid)
+        assert replicas
+        agent.send_signal(signal.SIGKILL)
+        await agent.wait()
+        # Its replicas get SIGTERM when it dies (PR_SET_PDEATHSIG): no orphan holds the model.
+        await until(lambda: not any(alive(p) for p in replicas), timeout=20)
+        # Another agent's reaper finds the claim gone with the lease and the task runs again.
+        survivor = await harness.start_agent()
+        done = await harness.result(record, timeout=30)
+        assert done.state is State.SUCCEEDED and done.attempts == 2
+        assert done.claimer == survivor.claimer.id
+    finally:
+        if agent.returncode is None:
+            agent.kill()
+            await agent.wait()
