@@ -35,7 +35,7 @@ unit: deps
 	$(VENV)/bin/pytest -q tests/unit
 
 bench: deps
-	$(PY) benchmarks/queue.py
+	$(PY) -m benchmarks.queue
 
 clean:
 	rm -rf $(VENV) .spillover .pytest_cache .mypy_cache .ruff_cache

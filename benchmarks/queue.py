@@ -1,7 +1,7 @@
 """The federated queue on real etcd: enqueue/s, claim/s, claim conflicts, enqueue→claim latency
 and the full lifecycle (enqueue, claim, fenced complete, waiter woken), with 1 and 3 members.
 
-    python benchmarks/queue.py [--members 1 3] [--json out.json]
+    python -m benchmarks.queue [--members 1 3] [--json out.json]
 
 Each figure is the median of ``--reps`` repetitions; latencies are p50/p99 of the pooled samples.
 """

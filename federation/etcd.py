@@ -59,6 +59,16 @@ class Compacted(Exception):
     """The watch's start revision was compacted away; re-list and watch from the new revision."""
 
 
+def _reraise_if_cancelled(error: BaseException | None = None) -> None:
+    """Raise CancelledError if this task is being cancelled. Needed after every aetcd call:
+    Python 3.11's ``asyncio.wait_for`` (used inside aetcd) can swallow a cancellation that races
+    with its inner future, and grpc can report a cancelled call as a client error. Either way the
+    task stays marked as cancelling; without this check it would retry forever and hang shutdown."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
+
+
 def _kv(pb: Any) -> KV:
     return KV(pb.key, pb.value, pb.mod_revision, pb.create_revision, pb.lease)
 
@@ -110,6 +120,16 @@ class TxnResult:
 
     def nested_succeeded(self) -> list[bool]:
         return [bool(r.response_txn.succeeded) for r in self.responses]
+
+    def nested_reads(self, index: int) -> list[tuple[bool, bytes]]:
+        """Per nested sub-txn: whether it succeeded, and the value its ``get`` op at ``index``
+        read (empty when it failed or the key was absent)."""
+        out = []
+        for r in self.responses:
+            sub = r.response_txn
+            kvs = sub.responses[index].response_range.kvs if sub.succeeded else []
+            out.append((bool(sub.succeeded), kvs[0].value if kvs else b""))
+        return out
 
     def got(self, index: int) -> KV | None:
         """The KV read by the ``get`` op at ``index`` of the branch that ran."""
@@ -170,15 +190,20 @@ class Etcd:
             client = self._current()
             started = time.perf_counter()
             try:
-                return await fn(client)
+                result = await fn(client)
+                _reraise_if_cancelled()
+                return result
             except aetcd.ConnectionFailedError as e:
+                _reraise_if_cancelled(e)
                 last = e
                 await self._failover(client)
             except aetcd.ConnectionTimeoutError as e:
+                _reraise_if_cancelled(e)
                 # Timed out: the request may or may not have applied; do not retry it.
                 await self._failover(client)
                 raise Unavailable(f"etcd {self.endpoint} timed out on {op}: {e}") from e
             except aetcd.ClientError as e:
+                _reraise_if_cancelled(e)
                 raise Unavailable(f"etcd refused {op}: {e}") from e
             finally:
                 if self._metrics is not None:
@@ -269,6 +294,7 @@ class Etcd:
             client = self._current()
             try:
                 watch = await client.watch_prefix(prefix, start_revision=next_rev)
+                _reraise_if_cancelled()
                 backoff = 0.05
                 async for ev in watch:
                     kv = _kv(ev.kv)
@@ -281,6 +307,7 @@ class Etcd:
             except aetcd.RevisionCompactedError as e:
                 raise Compacted(str(e)) from e
             except aetcd.ClientError as e:
+                _reraise_if_cancelled(e)
                 log.info("watch on %s broke (%s); resuming from revision %d", prefix, e, next_rev)
             await self._failover(client)
             await asyncio.sleep(backoff)

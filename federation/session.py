@@ -13,6 +13,7 @@ import logging
 import time
 from types import TracebackType
 
+from federation.aio import cancel_and_wait
 from federation.errors import Unavailable
 from federation.etcd import Etcd
 
@@ -63,9 +64,7 @@ class Session:
     async def close(self) -> None:
         """Stop refreshing and revoke the lease, releasing everything attached to it at once."""
         if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+            await cancel_and_wait([self._keeper])
             self._keeper = None
         if self._lease is not None and not self.lost.is_set():
             with contextlib.suppress(Unavailable):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from federation import keys
+from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec
 from federation.errors import Unavailable
@@ -119,11 +120,7 @@ class Agent:
 
     async def _stop_app(self, name: str) -> None:
         runner = self.runners.pop(name)
-        for t in runner.tasks:
-            t.cancel()
-        for t in runner.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(runner.tasks)
         await runner.pool.close()
 
     # -- claiming -----------------------------------------------------------------------------

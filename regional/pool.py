@@ -13,6 +13,7 @@ import logging
 
 import grpc
 
+from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from federation.errors import NotClaimer, Unavailable
 from federation.queue import Claim, Queue
@@ -129,10 +130,9 @@ class Pool:
         record = claim.record
         try:
             assert replica.stub is not None
-            payload = await self.queue.payload(record)
             request = pb.RunRequest(
                 task_id=record.id, function=record.function,
-                payload=payload, content_type=record.content_type,
+                payload=claim.payload, content_type=record.content_type,
             )  # fmt: skip
             call = replica.stub.Run(request, timeout=self.spec.scaling.max_runtime)
             async for event in call:
@@ -172,11 +172,7 @@ class Pool:
                 await self.queue.release(claim, f"replica {replica.id} died ({e.code().name})")
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._tasks))
         await asyncio.gather(
             *(self.provider.stop(r) for r in self.replicas), return_exceptions=True
         )

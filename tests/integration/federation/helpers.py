@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from federation.aio import cancel_and_wait
 from federation.queue import Claim, Claimer, Queue
 from federation.ready import ReadyView
 
@@ -16,9 +17,7 @@ async def following(view: ReadyView) -> AsyncIterator[ReadyView]:
         await asyncio.wait_for(view.wait_synced(), 10)
         yield view
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])
 
 
 async def claim_until(

@@ -23,13 +23,13 @@ async def test_enqueue_claim_complete_and_wait(queue: Queue) -> None:
     record = task(P)
     stored, created = await queue.enqueue(record, b"hello")
     assert created and stored == record
-    assert await queue.payload(record) == b"hello"
     waiters = TaskWaiters(queue, [P])
     follower = asyncio.create_task(waiters.run())
     claimer = Claimer("c1", P)
     try:
         async with following(ReadyView(queue, "demo", [P])) as view:
             [claim] = await claim_until(view, claimer, 1)
+            assert claim.payload == b"hello"  # read by the claim txn itself
             assert (await queue.get(record.id)).state is State.RUNNING
             waiting = asyncio.create_task(waiters.wait(record.id, timeout=10))
             await asyncio.sleep(0.05)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec, parse_spec
 from federation.etcd_server import LocalEtcd
@@ -76,12 +76,9 @@ class Harness:
 
     async def close(self) -> None:
         for agent, running in self.agents:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
+            await cancel_and_wait([running])
             await agent.clusters.close()
-        for t in self._bg:
-            t.cancel()
+        await cancel_and_wait(self._bg)
         await self.clusters.close()
 
 
