@@ -17,7 +17,9 @@ async def test_cancelling_the_waiter_is_not_swallowed() -> None:
             raise
 
     async def parent() -> str:
-        await cancel_and_wait([asyncio.create_task(stubborn_child())])
+        child = asyncio.create_task(stubborn_child())
+        await asyncio.sleep(0)  # the child is running
+        await cancel_and_wait([child])
         return "carried on"
 
     task = asyncio.create_task(parent())
