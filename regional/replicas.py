@@ -38,6 +38,7 @@ class Replica:
     busy: int = 0
     draining: bool = False  # chosen for scale-in: takes no new work, exits when idle
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    watcher: asyncio.Task[None] | None = None  # sets ``exited``; referenced so it is not collected
 
     @property
     def ready(self) -> bool:
@@ -75,7 +76,7 @@ class LocalProcessProvider:
             cwd=self.app_root, env=env, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         replica.process = proc
-        asyncio.get_running_loop().create_task(self._reap(replica))
+        replica.watcher = asyncio.get_running_loop().create_task(self._reap(replica))
         try:
             assert proc.stdout is not None
             async with asyncio.timeout(self.start_timeout):
