@@ -10,6 +10,8 @@ import os
 import time
 from typing import Any
 
+from regional.batching import batch
+
 
 class Model:
     def load(self) -> None:
@@ -22,12 +24,20 @@ class Model:
             torch.nn.Linear(16, 256), torch.nn.ReLU(), torch.nn.Linear(256, 4)
         ).eval()
 
-    def predict(self, payload: bytes, ctx: Any) -> dict[str, Any]:
-        """JSON ``{"inputs": [[16 floats], ...]}`` → ``{"outputs": [[4 floats], ...]}``."""
-        inputs = json.loads(payload)["inputs"]
+    @batch(max_batch_size=32, max_batch_wait_ms=2)
+    def predict(self, payloads: list[bytes], ctxs: list[Any]) -> list[dict[str, Any]]:
+        """JSON ``{"inputs": [[16 floats], ...]}`` → ``{"outputs": [[4 floats], ...]}``.
+
+        Concurrent requests are batched: their rows go through the model in one forward pass."""
+        rows = [json.loads(p)["inputs"] for p in payloads]
         with self.torch.inference_mode():
-            outputs = self.net(self.torch.tensor(inputs, dtype=self.torch.float32))
-        return {"outputs": outputs.tolist()}
+            batch_in = self.torch.tensor([r for rs in rows for r in rs], dtype=self.torch.float32)
+            outputs = self.net(batch_in).tolist()
+        results, start = [], 0
+        for rs in rows:
+            results.append({"outputs": outputs[start : start + len(rs)]})
+            start += len(rs)
+        return results
 
     def sleep(self, payload: bytes, ctx: Any) -> dict[str, Any]:
         """JSON ``{"seconds": s}``: holds a slot for s seconds, as a forward pass on a GPU would."""

@@ -27,10 +27,12 @@ REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 
 
-def worker_spec(name: str = "worker", **scaling: Any) -> AppSpec:
+def worker_spec(
+    name: str = "worker", handler: str = "tests.apps.worker:Worker", **scaling: Any
+) -> AppSpec:
     return parse_spec(
         {
-            "app": {"name": name, "handler": "tests.apps.worker:Worker"},
+            "app": {"name": name, "handler": handler},
             "scaling": {"replica_concurrency": 4, "min_replicas": 1, **scaling},
             "placement": {"regions": [REGION], "spillover_after": 0.5},
         }

@@ -134,3 +134,24 @@ async def test_handler_errors_and_max_runtime_fail_the_task_not_the_replica(
 
 async def is_running(harness: Harness, task_id: str) -> bool:
     return (await harness.queue.get(task_id)).state is State.RUNNING
+
+
+async def test_demo_predict_batches_concurrent_requests_with_the_right_rows(
+    harness: Harness,
+) -> None:
+    """The real demo model (torch) in a real replica: concurrent predicts are batched into one
+    forward pass, and every caller gets the outputs of its own rows."""
+    await harness.apps.put(worker_spec("demo", "examples.demo.app:Model", replica_concurrency=8))
+    agent = await harness.start_agent()
+    await harness.ready(agent, "demo", 1, timeout=60)
+    inputs = [[[float(i + j)] * 16 for j in range(i % 3 + 1)] for i in range(8)]
+    alone = json.loads(
+        await harness.queue.result(
+            await harness.result(await harness.submit("demo", "predict", {"inputs": inputs[5]}))
+        )
+    )["outputs"]
+    records = [await harness.submit("demo", "predict", {"inputs": x}) for x in inputs]
+    outputs = [json.loads(await harness.queue.result(await harness.result(r))) for r in records]
+    assert [len(o["outputs"]) for o in outputs] == [len(x) for x in inputs]
+    flat = [v for row in outputs[5]["outputs"] for v in row]
+    assert flat == pytest.approx([v for row in alone for v in row])
