@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
 from federation import keys
 from federation import task as sm
-from federation.errors import Conflict, NotClaimer, NotFound
+from federation.errors import Conflict, NotClaimer, NotFound, Unavailable
 from federation.etcd import KV, Etcd, Op, absent, delete, get, mod_is, nested, put, value_is
 from federation.placement import ReadyEntry
 from federation.session import Session
@@ -178,12 +180,36 @@ class Queue:
                 )
             )
             claims.append(Claim(running, token, claim_key))
-        result = await etcd.txn([], subs)
+        try:
+            result = await etcd.txn([], subs)
+        except Unavailable:
+            # The reply may be lost after etcd applied the txn: then we hold claims we do not
+            # know of, and their tasks would sit "running" until our lease ends. Ask etcd.
+            return await self._claims_held(etcd, claims)
         return [
             dataclasses.replace(c, payload=payload)
             for c, (ok, payload) in zip(claims, result.nested_reads(4), strict=True)
             if ok
         ]
+
+    async def _claims_held(self, etcd: Etcd, tried: list[Claim]) -> list[Claim]:
+        """Which of ``tried`` we hold (our token is in the claim key), with their payloads.
+        Retried for up to 10 s; if etcd stays away the claims lapse with our lease anyway."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Unavailable),
+            stop=stop_after_delay(10),
+            wait=wait_exponential(multiplier=0.05, max=1),
+            reraise=True,
+        ):
+            with attempt:
+                held = []
+                for c in tried:
+                    kv = await etcd.get(c.key)
+                    if kv is not None and kv.value == c.token:
+                        p = c.record.partition
+                        body = await etcd.get(keys.payload(self.root, p, c.record.id))
+                        held.append(dataclasses.replace(c, payload=body.value if body else b""))
+        return held
 
     async def _fenced(self, claim: Claim, record: TaskRecord, extra: list[Op]) -> TaskRecord:
         p = record.partition

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
 from federation import keys
-from federation.errors import Conflict, NotClaimer, NotFound
+from federation.errors import Conflict, NotClaimer, NotFound, Unavailable
+from federation.etcd import Etcd
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.task import State, TaskError
@@ -166,3 +168,33 @@ async def test_requeue_lost_after_lease_loss_and_zombie_is_fenced(queue: Queue) 
     assert await queue.result(again.record) == b"healthy"
     await zombie.close()
     await healthy.close()
+
+
+class LosesTheFirstReply(Etcd):
+    """The real etcd client, except that the first txn's reply is lost after etcd applied it
+    (what a timeout at the wrong moment does)."""
+
+    lost = False
+
+    async def txn(self, *args: Any, **kwargs: Any) -> Any:
+        result = await super().txn(*args, **kwargs)
+        if not self.lost:
+            self.lost = True
+            raise Unavailable("reply lost")
+        return result
+
+
+async def test_a_claim_whose_reply_was_lost_is_still_ours(queue: Queue) -> None:
+    record = task(P)
+    await queue.enqueue(record, b"body")
+    async with following(ReadyView(queue, "demo", [P])) as view:
+        etcd = queue.clusters.for_partition(P)
+        faulty = LosesTheFirstReply([f"http://{etcd.endpoint}"])
+        queue.clusters._by_endpoints[tuple(queue.clusters.config.endpoints)] = faulty
+        claimer = Claimer("c1", P)
+        [claim] = await claim_until(view, claimer, 1)
+    assert faulty.lost and claim.payload == b"body"
+    await queue.complete(claim, b"ok", "text/plain")
+    assert (await queue.get(record.id)).state is State.SUCCEEDED
+    await claimer.close()
+    await faulty.close()
