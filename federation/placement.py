@@ -33,12 +33,17 @@ def eligible(
     down_regions: frozenset[str] = frozenset(),
     app_regions: tuple[str, ...] = (),
 ) -> bool:
-    allowed = record.allowed_regions or app_regions
-    if allowed and region not in allowed:
+    if not allowed_in(record, region, app_regions):
         return False
     if now >= record.deadline:
         return False  # the reaper expires it; running it now would answer a client who left
     return now >= eligible_since(record, region, spillover_after, down_regions)
+
+
+def allowed_in(record: TaskRecord, region: str, app_regions: tuple[str, ...]) -> bool:
+    """The task's hard pin, else the app's regions, else anywhere."""
+    allowed = record.allowed_regions or app_regions
+    return not allowed or region in allowed
 
 
 def eligible_since(
@@ -110,8 +115,7 @@ def next_eligible_at(
     times = []
     for e in entries:
         r = e.record
-        allowed = r.allowed_regions or app_regions
-        if allowed and region not in allowed:
+        if not allowed_in(r, region, app_regions):
             continue
         t = eligible_since(r, region, spillover_after, down_regions)
         if now < t < r.deadline:
