@@ -36,6 +36,7 @@ unit: deps
 
 bench: deps
 	$(PY) -m benchmarks.queue
+	$(PY) -m benchmarks.regional
 
 clean:
 	rm -rf $(VENV) .spillover .pytest_cache .mypy_cache .ruff_cache
