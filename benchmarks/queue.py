@@ -91,7 +91,7 @@ class Bench:
         got = 0
         start = time.perf_counter()
         while got < backlog:
-            got += len(await view.claim(claimer, 24, spillover_after=0.5))
+            got += len(await view.claim(claimer, 24))
             if not view.entries and got < backlog:
                 view.changed.clear()
                 await view.changed.wait()
@@ -114,7 +114,7 @@ class Bench:
             while view.entries:
                 n = min(4, len(view.entries))
                 got = await view.claim(
-                    claimer, n, spillover_after=0.5,
+                    claimer, n,
                     rank=rank if sliced else 0, n_claimers=claimers if sliced else 1,
                 )  # fmt: skip
                 attempted += n
@@ -142,7 +142,7 @@ class Bench:
             while not got:
                 await view.changed.wait()
                 view.changed.clear()
-                got = list(await view.claim(claimer, 1, spillover_after=0.5))
+                got = list(await view.claim(claimer, 1))
             lat.append(time.perf_counter() - t)
         follower.cancel()
         await claimer.close()
@@ -164,7 +164,7 @@ class Bench:
         async def agent() -> None:
             while not stop.is_set():
                 view.changed.clear()
-                claims = await view.claim(claimer, 24, spillover_after=0.5)
+                claims = await view.claim(claimer, 24)
                 await asyncio.gather(*(self.queue.complete(c, b"ok", "text/plain") for c in claims))
                 if not claims:
                     await view.changed.wait()

@@ -24,35 +24,30 @@ class ReadyEntry:
     record: TaskRecord
 
 
-def eligible(
-    record: TaskRecord,
-    *,
-    region: str,
-    now: float,
-    spillover_after: float,
-    down_regions: frozenset[str] = frozenset(),
-    app_regions: tuple[str, ...] = (),
-) -> bool:
-    if not allowed_in(record, region, app_regions):
-        return False
-    if now >= record.deadline:
-        return False  # the reaper expires it; running it now would answer a client who left
-    return now >= eligible_since(record, region, spillover_after, down_regions)
+@dataclass(frozen=True, slots=True)
+class ClaimRules:
+    """What decides eligibility for one region and app at one moment."""
 
+    region: str
+    spillover_after: float = 0.5
+    down_regions: frozenset[str] = frozenset()
+    app_regions: tuple[str, ...] = ()  # the app's [placement] regions; empty: anywhere
 
-def allowed_in(record: TaskRecord, region: str, app_regions: tuple[str, ...]) -> bool:
-    """The task's hard pin, else the app's regions, else anywhere."""
-    allowed = record.allowed_regions or app_regions
-    return not allowed or region in allowed
+    def allows(self, record: TaskRecord) -> bool:
+        """The task's hard pin, else the app's regions, else anywhere."""
+        allowed = record.allowed_regions or self.app_regions
+        return not allowed or self.region in allowed
 
+    def eligible_since(self, record: TaskRecord) -> float:
+        """When this region may first take the task, allowed sets aside."""
+        if record.home_region == self.region or record.home_region in self.down_regions:
+            return record.created_at
+        return record.created_at + self.spillover_after
 
-def eligible_since(
-    record: TaskRecord, region: str, spillover_after: float, down_regions: frozenset[str]
-) -> float:
-    """When ``region`` may first take the task, allowed sets aside."""
-    if record.home_region == region or record.home_region in down_regions:
-        return record.created_at
-    return record.created_at + spillover_after
+    def eligible(self, record: TaskRecord, now: float) -> bool:
+        if not self.allows(record) or now >= record.deadline:
+            return False  # past its deadline the reaper expires it: its client has gone
+        return now >= self.eligible_since(record)
 
 
 def slot_of(task_id: str, n_claimers: int) -> int:
@@ -64,12 +59,9 @@ def slot_of(task_id: str, n_claimers: int) -> int:
 
 def claim_order(
     entries: Iterable[ReadyEntry],
-    *,
-    region: str,
+    rules: ClaimRules,
     now: float,
-    spillover_after: float,
-    down_regions: frozenset[str] = frozenset(),
-    app_regions: tuple[str, ...] = (),
+    *,
     rank: int = 0,
     n_claimers: int = 1,
     steal_after: float = 0.05,
@@ -83,17 +75,10 @@ def claim_order(
     foreign: set[str] = set()
     for e in entries:
         r = e.record
-        if not eligible(
-            r,
-            region=region,
-            now=now,
-            spillover_after=spillover_after,
-            down_regions=down_regions,
-            app_regions=app_regions,
-        ):
+        if not rules.eligible(r, now):
             continue
         if n_claimers > 1 and slot_of(r.id, n_claimers) != rank:
-            if now - eligible_since(r, region, spillover_after, down_regions) < steal_after:
+            if now - rules.eligible_since(r) < steal_after:
                 continue
             foreign.add(r.id)
         out.append(e)
@@ -101,23 +86,13 @@ def claim_order(
     return out
 
 
-def next_eligible_at(
-    entries: Iterable[ReadyEntry],
-    *,
-    region: str,
-    now: float,
-    spillover_after: float,
-    down_regions: frozenset[str] = frozenset(),
-    app_regions: tuple[str, ...] = (),
-) -> float | None:
+def next_eligible_at(entries: Iterable[ReadyEntry], rules: ClaimRules, now: float) -> float | None:
     """When the next task that this region may take but not yet (another region's, younger than
     ``spillover_after``) becomes eligible: the claimer sleeps until then, not in a poll loop."""
-    times = []
-    for e in entries:
-        r = e.record
-        if not allowed_in(r, region, app_regions):
-            continue
-        t = eligible_since(r, region, spillover_after, down_regions)
-        if now < t < r.deadline:
-            times.append(t)
+    times = [
+        t
+        for e in entries
+        if rules.allows(e.record)
+        and now < (t := rules.eligible_since(e.record)) < e.record.deadline
+    ]
     return min(times, default=None)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from federation import keys
 from federation.etcd import Event, Snapshot
-from federation.placement import ReadyEntry, claim_order
+from federation.placement import ClaimRules, ReadyEntry, claim_order
 from federation.queue import Claim, Claimer, Queue, decode
 
 
@@ -56,25 +56,17 @@ class ReadyView:
         self,
         claimer: Claimer,
         n: int,
+        rules: ClaimRules | None = None,
         *,
-        spillover_after: float,
-        down_regions: frozenset[str] = frozenset(),
-        app_regions: tuple[str, ...] = (),
         rank: int = 0,
         n_claimers: int = 1,
     ) -> list[Claim]:
         """Claim up to ``n`` tasks in claim order (never more: no prefetch)."""
         if n <= 0:
             return []
+        rules = rules or ClaimRules(claimer.region)
         order = claim_order(
-            self.entries.values(),
-            region=claimer.region,
-            now=self.queue.clock(),
-            spillover_after=spillover_after,
-            down_regions=down_regions,
-            app_regions=app_regions,
-            rank=rank,
-            n_claimers=n_claimers,
+            self.entries.values(), rules, self.queue.clock(), rank=rank, n_claimers=n_claimers
         )[:n]
         by_partition: dict[str, list[ReadyEntry]] = {}
         for e in order:

@@ -19,7 +19,7 @@ from federation.appspec import AppSpec
 from federation.errors import Unavailable
 from federation.etcd import Snapshot
 from federation.heartbeat import AppLoad, RegionHeartbeat
-from federation.placement import claim_order, next_eligible_at
+from federation.placement import ClaimRules, claim_order, next_eligible_at
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import run_reaper
@@ -62,11 +62,15 @@ class Agent:
     def partitions(self, spec: AppSpec) -> tuple[str, ...]:
         return tuple(sorted({*self.config.partitions, *spec.placement.regions}))
 
-    @property
-    def down_regions(self) -> frozenset[str]:
-        """Regions without a heartbeat: their tasks may be taken at once."""
+    def rules(self, spec: AppSpec) -> ClaimRules:
+        """Regions without a heartbeat are down: their tasks may be taken at once."""
         known = {p for r in self.runners.values() for p in r.view.partitions}
-        return frozenset(known - self.live_regions)
+        return ClaimRules(
+            region=self.config.name,
+            spillover_after=spec.placement.spillover_after,
+            down_regions=frozenset(known - self.live_regions),
+            app_regions=spec.placement.regions,
+        )
 
     async def run(self) -> None:
         try:
@@ -133,15 +137,11 @@ class Agent:
         while True:
             view.changed.clear()
             pool.capacity.clear()
-            placement = runner.spec.placement
+            rules = self.rules(runner.spec)
             free = pool.free_slots
             if free > 0 and view.entries:
                 try:
-                    claims = await view.claim(
-                        self.claimer, free,
-                        spillover_after=placement.spillover_after,
-                        down_regions=self.down_regions, app_regions=placement.regions,
-                    )  # fmt: skip
+                    claims = await view.claim(self.claimer, free, rules)
                 except Unavailable as e:
                     log.warning("claim failed: %s", e)
                     await asyncio.sleep(0.5)
@@ -150,11 +150,7 @@ class Agent:
                     pool.dispatch(c)
                 if claims:
                     continue  # more may be claimable at once
-            wake = next_eligible_at(
-                view.entries.values(), region=self.config.name, now=self.clock(),
-                spillover_after=placement.spillover_after,
-                down_regions=self.down_regions, app_regions=placement.regions,
-            )  # fmt: skip
+            wake = next_eligible_at(view.entries.values(), rules, self.clock())
             timeout = None if wake is None else max(0.0, wake - self.clock()) + 0.001
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(timeout or 1.0, 1.0)):
@@ -191,12 +187,7 @@ class Agent:
         now = self.clock()
         loads = []
         for name, r in sorted(self.runners.items()):
-            placement = r.spec.placement
-            waiting = claim_order(
-                r.view.entries.values(), region=self.config.name, now=now,
-                spillover_after=placement.spillover_after,
-                down_regions=self.down_regions, app_regions=placement.regions,
-            )  # fmt: skip
+            waiting = claim_order(r.view.entries.values(), self.rules(r.spec), now)
             oldest = min((e.record.created_at for e in waiting), default=now)
             ready = r.pool.ready_replicas
             loads.append(

@@ -22,7 +22,7 @@ async def main(endpoints: str, root: str, partition: str, ttl: int) -> None:
     while not claims:
         await view.changed.wait()
         view.changed.clear()
-        claims = await view.claim(claimer, 1, spillover_after=0.5)
+        claims = await view.claim(claimer, 1)
     print(f"claimed {claims[0].record.id}", flush=True)
     line = await asyncio.to_thread(sys.stdin.readline)
     if line.strip() == "complete":

@@ -28,7 +28,7 @@ async def claim_until(
     async with asyncio.timeout(timeout):
         while len(held) < n:
             view.changed.clear()
-            held += await view.claim(claimer, n - len(held), spillover_after=0.5)
+            held += await view.claim(claimer, n - len(held))
             if len(held) < n:
                 await view.changed.wait()
     return held

@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 from federation import keys
 from federation.errors import Conflict, NotClaimer
 from federation.etcd_server import LocalEtcd
-from federation.placement import ReadyEntry, claim_order
+from federation.placement import ClaimRules, ReadyEntry, claim_order
 from federation.queue import Claim, Claimer, Queue, decode
 from federation.task import State, TaskError
 from federation.topology import Clusters, EtcdConfig
@@ -84,7 +84,7 @@ class QueueMachine(RuleBasedStateMachine):
         prefix = keys.ready_all(self.root, P)
         kvs, _ = self.run(etcd.range_all(prefix, keys.prefix_end(prefix)))
         entries = [ReadyEntry(kv.key, kv.mod_revision, decode(kv.value)) for kv in kvs]
-        order = claim_order(entries, region=P, now=self.clock.now, spillover_after=0.5)[:n]
+        order = claim_order(entries, ClaimRules(P), self.clock.now)[:n]
         claimer = self.claimers[who]
         won = self.run(self.queue.claim(claimer, order))
         assert [c.record.id for c in won] == [e.record.id for e in order]  # nobody else raced

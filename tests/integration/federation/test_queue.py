@@ -69,7 +69,7 @@ async def test_no_task_goes_to_two_of_eight_concurrent_claimers(queue: Queue) ->
         async with following(view):
             deadline = time.monotonic() + 20
             while view.entries and time.monotonic() < deadline:
-                for c in await view.claim(claimer, 4, spillover_after=0.5):
+                for c in await view.claim(claimer, 4):
                     won[claimer.id].append(c.record.id)
                     await queue.complete(c, b"ok", "text/plain")
 

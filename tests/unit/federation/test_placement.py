@@ -1,11 +1,12 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from federation.placement import ReadyEntry, claim_order, eligible, slot_of
+from federation.placement import ClaimRules, ReadyEntry, claim_order, next_eligible_at, slot_of
 from tests.factories import task
 
 T0 = 1_700_000_000.0
 REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
+US, EU = ClaimRules("us-east-1"), ClaimRules("eu-west-1")
 
 
 def entry(**fields: object) -> ReadyEntry:
@@ -15,27 +16,24 @@ def entry(**fields: object) -> ReadyEntry:
 
 def test_home_region_takes_its_tasks_at_once() -> None:
     r = task(now=T0, home_region="eu-west-1")
-    assert eligible(r, region="eu-west-1", now=T0, spillover_after=0.5)
-    assert not eligible(r, region="us-east-1", now=T0 + 0.49, spillover_after=0.5)
+    assert EU.eligible(r, T0)
+    assert not US.eligible(r, T0 + 0.49)
 
 
 def test_other_regions_take_it_after_spillover_after_or_when_home_is_down() -> None:
     r = task(now=T0, home_region="eu-west-1")
-    assert eligible(r, region="us-east-1", now=T0 + 0.5, spillover_after=0.5)
-    down = frozenset({"eu-west-1"})
-    assert eligible(r, region="us-east-1", now=T0, spillover_after=0.5, down_regions=down)
+    assert US.eligible(r, T0 + 0.5)
+    assert ClaimRules("us-east-1", down_regions=frozenset({"eu-west-1"})).eligible(r, T0)
 
 
 def test_expired_tasks_are_not_claimed() -> None:
     r = task(now=T0, grace=10)
-    assert not eligible(r, region=r.home_region, now=T0 + 10, spillover_after=0.5)
+    assert not ClaimRules(r.home_region).eligible(r, T0 + 10)
 
 
 def test_app_regions_bound_unpinned_tasks() -> None:
     r = task(now=T0, home_region="eu-west-1")
-    assert not eligible(
-        r, region="ap-south-1", now=T0 + 9, spillover_after=0.5, app_regions=REGIONS[:2]
-    )
+    assert not ClaimRules("ap-south-1", app_regions=REGIONS[:2]).eligible(r, T0 + 9)
 
 
 @given(
@@ -50,10 +48,8 @@ def test_a_pin_is_never_violated(
 ) -> None:
     """Whatever the wait and whichever regions are down, a pinned task stays in its set."""
     r = task(now=T0, home_region=home, allowed_regions=tuple(allowed), grace=1e6)
-    ok = eligible(
-        r, region=region, now=T0 + waited, spillover_after=0.5, down_regions=frozenset(down)
-    )
-    assert not ok or region in allowed
+    rules = ClaimRules(region, down_regions=frozenset(down))
+    assert not rules.eligible(r, T0 + waited) or region in allowed
 
 
 def test_order_is_priority_then_age_across_partitions() -> None:
@@ -61,44 +57,32 @@ def test_order_is_priority_then_age_across_partitions() -> None:
     b = entry(home_region="eu-west-1", priority=9, created_at=T0 - 1)
     c = entry(home_region="eu-west-1", priority=5, created_at=T0 - 5)
     d = entry(home_region="us-east-1", priority=5, created_at=T0 - 0.1)
-    order = claim_order([a, b, c, d], region="us-east-1", now=T0, spillover_after=0.5)
-    assert order == [b, c, a, d]
+    assert claim_order([a, b, c, d], US, T0) == [b, c, a, d]
 
 
-def test_not_yet_spilled_tasks_are_left_out() -> None:
+def test_not_yet_spilled_tasks_are_left_out_and_wake_the_claimer_when_due() -> None:
     young = entry(home_region="eu-west-1", created_at=T0 - 0.1)
-    assert claim_order([young], region="us-east-1", now=T0, spillover_after=0.5) == []
+    assert claim_order([young], US, T0) == []
+    assert next_eligible_at([young], US, T0) == T0 + 0.4
+    assert next_eligible_at([young], EU, T0) is None  # already eligible at home
 
 
 def test_claimers_of_one_region_take_their_own_slice_first_then_steal() -> None:
     entries = [entry(created_at=T0) for _ in range(40)]
-    mine = claim_order(
-        entries, region="us-east-1", now=T0, spillover_after=0.5, rank=1, n_claimers=4
-    )
+    mine = claim_order(entries, US, T0, rank=1, n_claimers=4)
     assert mine and all(slot_of(e.record.id, 4) == 1 for e in mine)
-    later = claim_order(
-        entries, region="us-east-1", now=T0 + 0.06, spillover_after=0.5, rank=1, n_claimers=4
-    )
+    later = claim_order(entries, US, T0 + 0.06, rank=1, n_claimers=4)
     assert len(later) == 40
     own = [slot_of(e.record.id, 4) == 1 for e in later]
     assert own == sorted(own, reverse=True)  # its own slice first, then what it may steal
     urgent = entry(created_at=T0 + 0.01, priority=9)
-    assert (
-        claim_order(
-            [*entries, urgent],
-            region="us-east-1",
-            now=T0 + 0.1,
-            spillover_after=0.5,
-            rank=1,
-            n_claimers=4,
-        )[0]
-        == urgent
-    )  # priority still comes first
+    first = claim_order([*entries, urgent], US, T0 + 0.1, rank=1, n_claimers=4)[0]
+    assert first == urgent  # priority still comes first
 
 
 @given(st.lists(st.tuples(st.integers(0, 9), st.floats(0, 100)), max_size=30))
 def test_claim_order_is_sorted(items: list[tuple[int, float]]) -> None:
     es = [entry(priority=p, created_at=T0 - age) for p, age in items]
-    order = claim_order(es, region="us-east-1", now=T0, spillover_after=0.5)
+    order = claim_order(es, US, T0)
     keys = [(-e.record.priority, e.record.created_at) for e in order]
     assert keys == sorted(keys) and len(order) == len(es)
