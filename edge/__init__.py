@@ -1,0 +1,1 @@
+"""The edge: the HTTP endpoint every client talks to; any edge answers any request."""

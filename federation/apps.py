@@ -15,8 +15,12 @@ class AppRegistry:
         self.etcd = etcd
         self.root = root
 
-    async def put(self, spec: AppSpec) -> None:
-        await self.etcd.put(keys.app(self.root, spec.name), spec.model_dump_json().encode())
+    async def put(self, spec: AppSpec) -> bool:
+        """Deploy or update; True when the app is new."""
+        key = keys.app(self.root, spec.name)
+        existed = await self.etcd.get(key) is not None
+        await self.etcd.put(key, spec.model_dump_json().encode())
+        return not existed
 
     async def get(self, name: str) -> AppSpec:
         kv = await self.etcd.get(keys.app(self.root, name))

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 
 from federation import keys
-from federation.errors import Unavailable
+from federation.errors import NotFound, Unavailable
 from federation.etcd import Compacted
 from federation.queue import Queue, decode
 from federation.task import TaskRecord, partition_of
@@ -59,10 +59,14 @@ class TaskWaiters:
     async def subscribe(self, task_id: str) -> AsyncIterator[asyncio.Queue[TaskRecord]]:
         """The task's final record once it finishes. Subscribe *before* writing or reading the
         task: an end between the two then reaches the subscriber either way."""
+        try:
+            watching = self._watching[partition_of(task_id)]
+        except (ValueError, KeyError):
+            raise NotFound(f"task {task_id} not found") from None
         q: asyncio.Queue[TaskRecord] = asyncio.Queue()
         self._subscribers[task_id].add(q)
         try:
-            await self._watching[partition_of(task_id)].wait()
+            await watching.wait()
             yield q
         finally:
             self._subscribers[task_id].discard(q)

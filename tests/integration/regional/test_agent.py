@@ -12,7 +12,7 @@ import pytest
 
 from federation import keys
 from federation.task import State
-from tests.integration.regional.conftest import REGION, Harness, worker_spec
+from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from federation.task import State
-from tests.integration.regional.conftest import REPO, Harness, worker_spec
+from tests.integration.conftest import REPO, Harness, worker_spec
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from tests.conftest import make_config
 from tests.factories import task
 from tests.waiting import until
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 
 

@@ -1,0 +1,147 @@
+"""``create_app(config, registry)``: the edge as aiohttp's docs ask — state under AppKeys, every
+client and background task in a cleanup context, errors as the spec's JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import geoip2.database
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+
+from edge import tasks
+from edge.client import Geolocator
+from edge.config import EdgeConfig
+from edge.keys import CLIENTS, CLUSTERS, CONFIG, METRICS, QUEUE, VIEW, WAITERS, Clients
+from edge.metrics import EdgeMetrics
+from edge.state import FederationView
+from federation.aio import cancel_and_wait
+from federation.appspec import AppSpec, parse_spec, parse_toml
+from federation.errors import InvalidConfig, SpilloverError, Unavailable
+from federation.queue import Queue
+from federation.topology import Clusters
+from federation.waiters import TaskWaiters
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is ``{"error": {"code", "message"}}`` with a fitting status."""
+    try:
+        return await handler(request)
+    except SpilloverError as e:
+        headers = {"Retry-After": "1"} if isinstance(e, Unavailable) else {}
+        return web.json_response(tasks.error_body(e), status=e.status, headers=headers)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
+        return web.json_response({"error": {"code": code, "message": e.reason}}, status=e.status)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        body = {"error": {"code": "internal", "message": "internal error; it has been logged"}}
+        return web.json_response(body, status=500)
+
+
+async def _federation(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    clusters = Clusters(config.etcd)
+    queue = Queue(clusters)
+    view = FederationView(clusters.control, clusters.root)
+    waiters = TaskWaiters(queue, [r.name for r in config.regions])
+    reader = geoip2.database.Reader(str(config.geoip_db)) if config.geoip_db else None
+    geo = Geolocator(reader)
+    app[CLUSTERS], app[QUEUE], app[VIEW], app[WAITERS] = clusters, queue, view, waiters
+    app[CLIENTS] = Clients(config, geo)
+    background = [
+        asyncio.create_task(view.follow_apps()),
+        asyncio.create_task(view.follow_regions()),
+        asyncio.create_task(waiters.run()),
+    ]
+    yield
+    await cancel_and_wait(background)
+    geo.close()
+    await clusters.close()
+
+
+async def deploy(request: web.Request) -> web.Response:
+    name = request.match_info["app"]
+    text = await request.text()
+    if request.content_type == "application/json":
+        try:
+            spec = parse_spec(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise InvalidConfig(f"body is not valid JSON: {e}") from None
+    else:
+        spec = parse_toml(text)
+    if spec.name != name:
+        raise InvalidConfig(f"app.name = {spec.name!r}: must match the path's app {name!r}")
+    created = await request.app[VIEW].registry.put(spec)
+    return web.json_response(spec.model_dump(mode="json"), status=201 if created else 200)
+
+
+def _app_json(request: web.Request, spec: AppSpec) -> dict[str, object]:
+    regions = []
+    for beat in request.app[VIEW].heartbeats.values():
+        for load in beat.apps:
+            if load.app == spec.name:
+                regions.append({"name": beat.name, **load.model_dump(exclude={"app"})})
+    return {"spec": spec.model_dump(mode="json"), "regions": regions}
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    specs = await request.app[VIEW].registry.list()
+    return web.json_response({"apps": [_app_json(request, s) for s in specs]})
+
+
+async def get_app(request: web.Request) -> web.Response:
+    spec = await request.app[VIEW].registry.get(request.match_info["app"])
+    return web.json_response(_app_json(request, spec))
+
+
+async def delete_app(request: web.Request) -> web.Response:
+    await request.app[VIEW].registry.delete(request.match_info["app"])
+    return web.Response(status=204)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when etcd answers: an edge that cannot store a task must not be sent any."""
+    try:
+        await request.app[CLUSTERS].control.get(b"/readyz")
+    except Unavailable as e:
+        return web.json_response({"status": "unavailable", "reason": e.message}, status=503,
+                                 headers={"Retry-After": "1"})  # fmt: skip
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=config.inline_limit)
+    app[CONFIG] = config
+    app[METRICS] = EdgeMetrics(registry or CollectorRegistry())
+    app.cleanup_ctx.append(_federation)
+    app.router.add_post("/v1/apps/{app}/{function}", tasks.submit)
+    app.router.add_get("/v1/tasks/{id}", tasks.status)
+    app.router.add_get("/v1/tasks/{id}/result", tasks.result)
+    app.router.add_delete("/v1/tasks/{id}", tasks.cancel)
+    app.router.add_put("/v1/apps/{app}", deploy)
+    app.router.add_get("/v1/apps", list_apps)
+    app.router.add_get("/v1/apps/{app}", get_app)
+    app.router.add_delete("/v1/apps/{app}", delete_app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

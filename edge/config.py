@@ -1,0 +1,57 @@
+"""``edge.toml``: one edge."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from federation.appspec import NAME_PATTERN, describe
+from federation.errors import InvalidConfig
+from federation.topology import EtcdConfig
+
+
+class RegionPoint(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class EdgeConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
+    region: str = Field(
+        pattern=NAME_PATTERN
+    )  # where this edge stands; home of clients we cannot place
+    regions: tuple[RegionPoint, ...] = Field(min_length=1)  # every region of the federation
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    etcd: EtcdConfig = EtcdConfig()
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    geoip_db: Path | None = None  # a GeoLite2 City database; without one, clients have no location
+    default_sync_timeout: float = Field(default=60, gt=0)  # X-Spillover-Timeout when absent
+    max_sync_timeout: float = Field(default=300, gt=0)
+    inline_limit: int = Field(default=1 << 20, ge=1, le=1 << 20)  # etcd refuses requests > 1.5 MiB
+
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n) for n in self.trusted_proxies)
+
+    @classmethod
+    def load(cls, path: Path, env: Mapping[str, str]) -> EdgeConfig:
+        try:
+            data: dict[str, Any] = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise InvalidConfig(f"{path}: {e}") from None
+        if "etcd" not in data and "SPILLOVER_ETCD_ENDPOINTS" in env:
+            data["etcd"] = EtcdConfig.from_env(env).model_dump()
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise InvalidConfig(f"{path}: {describe(e)}") from None

@@ -1,0 +1,34 @@
+"""The edge's application state keys (aiohttp ``AppKey``s), in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from edge.client import Geolocator, client_ip
+from edge.config import EdgeConfig
+from edge.metrics import EdgeMetrics
+from edge.state import FederationView
+from federation.queue import Queue
+from federation.topology import Clusters
+from federation.waiters import TaskWaiters
+
+
+class Clients:
+    """Locates the client of a request (trusted proxies, then the GeoIP database)."""
+
+    def __init__(self, config: EdgeConfig, geo: Geolocator) -> None:
+        self.networks = config.networks()
+        self.geo = geo
+
+    def locate(self, request: web.Request) -> tuple[float, float] | None:
+        ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"), self.networks)
+        return self.geo.locate(ip)
+
+
+CONFIG = web.AppKey("config", EdgeConfig)
+CLUSTERS = web.AppKey("clusters", Clusters)
+QUEUE = web.AppKey("queue", Queue)
+WAITERS = web.AppKey("waiters", TaskWaiters)
+VIEW = web.AppKey("view", FederationView)
+CLIENTS = web.AppKey("clients", Clients)
+METRICS = web.AppKey("metrics", EdgeMetrics)

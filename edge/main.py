@@ -1,0 +1,30 @@
+"""``spillover edge --config edge.toml``: run one edge."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+
+from edge.app import create_app
+from edge.config import EdgeConfig
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="spillover edge", description=__doc__)
+    ap.add_argument("--config", type=Path, required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = EdgeConfig.load(args.config, os.environ)
+    # run_app installs the signal handlers and shuts down through AppRunner.cleanup().
+    web.run_app(
+        create_app(config), host=config.host, port=config.port, loop=uvloop.new_event_loop()
+    )
+
+
+if __name__ == "__main__":
+    main()

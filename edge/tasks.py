@@ -1,0 +1,173 @@
+"""The task routes: submit (sync and async), status, result, cancel."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+
+from edge.keys import CLIENTS, CONFIG, METRICS, QUEUE, VIEW, WAITERS
+from edge.routing import BadRequest, Point, place
+from federation.errors import PayloadTooLarge, SpilloverError
+from federation.task import State, TaskRecord, TaskStatus, new_task_id
+from federation.waiters import until_finished
+
+_FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# How a finished task that did not succeed answers GET .../result (and a sync submit).
+_FAILURE_STATUS = {"handler_error": 500, "replica_lost": 502, "timeout": 504, "expired": 504,
+                   "cancelled": 409}  # fmt: skip
+
+
+def _header_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.headers.get(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or not lo <= int(raw) <= hi:
+        raise BadRequest(f"{name} = {raw!r}: must be an integer from {lo} to {hi}")
+    return int(raw)
+
+
+def _header_seconds(request: web.Request, name: str, default: float, hi: float) -> float:
+    raw = request.headers.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= hi:
+        raise BadRequest(f"{name} = {raw!r}: must be a number of seconds from 0 to {hi:g}")
+    return value
+
+
+def task_headers(r: TaskRecord) -> dict[str, str]:
+    h = {"X-Spillover-Task-Id": r.id, "X-Spillover-Home-Region": r.home_region}
+    if r.region:
+        h["X-Spillover-Region"] = r.region
+    status = TaskStatus.of(r, time.time())
+    timing = [f"queue;dur={status.queue_ms}"]
+    if status.run_ms is not None:
+        timing.append(f"run;dur={status.run_ms}")
+    h["Server-Timing"] = ", ".join(timing)
+    return h
+
+
+def status_response(r: TaskRecord, code: int = 200, **headers: str) -> web.Response:
+    body = TaskStatus.of(r, time.time()).model_dump_json()
+    return web.Response(status=code, body=body, content_type="application/json",
+                        headers={**task_headers(r), **headers})  # fmt: skip
+
+
+async def outcome(request: web.Request, r: TaskRecord) -> web.Response:
+    """A finished task's answer: its result, or its error; a running one's status with 202."""
+    if not r.state.terminal:
+        location = f"/v1/tasks/{r.id}"
+        return status_response(r, 202, Location=location, **{"Retry-After": "1"})
+    if r.state is State.SUCCEEDED:
+        body = await request.app[QUEUE].result(r)
+        content_type = r.result_content_type or "application/octet-stream"
+        headers = {**task_headers(r), "Content-Type": content_type}
+        return web.Response(body=body, headers=headers)
+    code = r.error.code if r.error else "internal"
+    message = r.error.message if r.error else f"task {r.state.value}"
+    return web.json_response(
+        {"error": {"code": code, "message": message}},
+        status=_FAILURE_STATUS.get(code, 500),
+        headers=task_headers(r),
+    )
+
+
+async def submit(request: web.Request) -> web.Response:
+    config, view = request.app[CONFIG], request.app[VIEW]
+    app_name, function = request.match_info["app"], request.match_info["function"]
+    # The followed copy may lag a deploy by a moment: on a miss, ask etcd.
+    spec = view.apps.get(app_name) or await view.registry.get(app_name)
+    if not _FUNCTION.match(function):
+        raise BadRequest(f"function {function!r} is not a valid name")
+    limit = min(spec.scaling.max_payload_bytes, config.inline_limit)
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(
+            f"body of {request.content_length} bytes is over the limit of {limit}"
+        )
+    priority = _header_int(request, "X-Spillover-Priority", 5, 0, 9)
+    wait = _header_seconds(request, "X-Spillover-Timeout", config.default_sync_timeout,
+                           config.max_sync_timeout)  # fmt: skip
+    idem = request.headers.get("Idempotency-Key")
+    if idem is not None and not 1 <= len(idem) <= 255:
+        raise BadRequest("Idempotency-Key must be 1 to 255 characters")
+    body = await _read_body(request, limit)
+    known: dict[str, Point] = {r.name: (r.lat, r.lon) for r in config.regions}
+    placed = place(
+        pin=request.headers.get("X-Spillover-Region"),
+        prefer=request.headers.get("X-Spillover-Prefer-Region"),
+        client=request.app[CLIENTS].locate(request),
+        edge_region=config.region, known=known,
+        healthy=frozenset(view.heartbeats), app_regions=spec.placement.regions,
+    )  # fmt: skip
+    now = time.time()
+    record = TaskRecord(
+        id=new_task_id(placed.home), app=app_name, function=function,
+        home_region=placed.home, allowed_regions=placed.allowed, priority=priority,
+        max_attempts=spec.scaling.max_attempts, created_at=now,
+        deadline=now + spec.scaling.response_grace_period, idempotency_key=idem,
+        content_type=request.headers.get("Content-Type", "application/octet-stream"),
+    )  # fmt: skip
+    asynchronous = request.query.get("async", "").lower() in ("1", "true") or (
+        "respond-async" in request.headers.get("Prefer", "").lower()
+    )
+    async with request.app[WAITERS].subscribe(record.id) as updates:
+        stored, created = await request.app[QUEUE].enqueue(record, body)
+        if created:
+            request.app[METRICS].submitted.labels(app_name, placed.home).inc()
+        if asynchronous:
+            return status_response(stored, 202, Location=f"/v1/tasks/{stored.id}")
+        if stored.id != record.id:  # an idempotent retry: follow the first task
+            stored = await request.app[QUEUE].get(stored.id)
+        final = await until_finished(updates, stored, wait) if stored.id == record.id else stored
+    return await outcome(request, final)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; a chunked body that goes over is refused, not buffered."""
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def status(request: web.Request) -> web.Response:
+    return status_response(await request.app[QUEUE].get(request.match_info["id"]))
+
+
+async def result(request: web.Request) -> web.Response:
+    task_id = request.match_info["id"]
+    wait = _header_seconds_param(request)
+    async with request.app[WAITERS].subscribe(task_id) as updates:
+        record = await request.app[QUEUE].get(task_id)
+        record = await until_finished(updates, record, wait)
+    return await outcome(request, record)
+
+
+def _header_seconds_param(request: web.Request) -> float:
+    raw = request.query.get("wait", "0")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1
+    limit = request.app[CONFIG].max_sync_timeout
+    if not 0 <= value <= limit:
+        raise BadRequest(f"wait = {raw!r}: must be a number of seconds from 0 to {limit:g}")
+    return value
+
+
+async def cancel(request: web.Request) -> web.Response:
+    return status_response(await request.app[QUEUE].cancel(request.match_info["id"]))
+
+
+def error_body(e: SpilloverError) -> dict[str, Any]:
+    return {"error": {"code": e.code, "message": e.message}}

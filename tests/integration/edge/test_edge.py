@@ -1,0 +1,205 @@
+"""The edge over a real socket, with real etcd, a real agent and real replica subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from edge.app import create_app
+from edge.config import EdgeConfig, RegionPoint
+from federation.etcd_server import LocalEtcd
+from tests.integration.conftest import REGION, Harness, worker_spec
+
+pytestmark = pytest.mark.slow
+REGIONS = (
+    RegionPoint(name=REGION, lat=39.0, lon=-77.5),
+    RegionPoint(name="eu-west-1", lat=53.3, lon=-6.3),
+)
+
+
+class Edge:
+    def __init__(self, runner: web.AppRunner, url: str, http: aiohttp.ClientSession) -> None:
+        self.runner, self.url, self.http = runner, url, http
+
+    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any, Any]:
+        async with self.http.request(method, self.url + path, **kw) as r:
+            body = await r.json() if r.content_type == "application/json" else await r.read()
+            return r.status, body, r.headers
+
+
+async def start_edge(harness_config: Any) -> Edge:
+    config = EdgeConfig(region=REGION, regions=REGIONS, etcd=harness_config, port=0)
+    runner = web.AppRunner(create_app(config))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return Edge(runner, f"http://127.0.0.1:{port}", aiohttp.ClientSession())
+
+
+@pytest.fixture
+async def edge(harness: Harness) -> AsyncIterator[Edge]:
+    await harness.apps.put(worker_spec(max_payload_bytes=1000))
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    e = await start_edge(harness.etcd_config)
+    yield e
+    await e.http.close()
+    await e.runner.cleanup()
+
+
+async def test_sync_submit_answers_with_the_handlers_result_and_headers(edge: Edge) -> None:
+    status, body, headers = await edge.call("POST", "/v1/apps/worker/echo", data=b"hi there")
+    assert (status, body) == (200, b"hi there")
+    assert headers["X-Spillover-Region"] == REGION == headers["X-Spillover-Home-Region"]
+    assert (
+        headers["Server-Timing"].startswith("queue;dur=") and "run;dur=" in headers["Server-Timing"]
+    )
+    task_id = headers["X-Spillover-Task-Id"]
+    status, info, _ = await edge.call("GET", f"/v1/tasks/{task_id}")
+    assert status == 200 and info["state"] == "succeeded" and info["attempts"] == 1
+
+
+@pytest.mark.parametrize(
+    "how", [{"params": {"async": "true"}}, {"headers": {"Prefer": "respond-async"}}]
+)
+async def test_async_submit_is_202_with_location_then_result_waits(
+    edge: Edge, how: dict[str, Any]
+) -> None:
+    status, info, headers = await edge.call(
+        "POST", "/v1/apps/worker/sleep", json={"seconds": 0.3}, **how
+    )
+    assert status == 202 and info["state"] == "queued"
+    assert headers["Location"] == f"/v1/tasks/{info['id']}"
+    status, body, _ = await edge.call("GET", headers["Location"] + "/result", params={"wait": "10"})
+    assert status == 200 and body["slept"] == 0.3
+
+
+async def test_result_without_waiting_is_202_with_retry_after(edge: Edge) -> None:
+    _, info, _ = await edge.call("POST", "/v1/apps/worker/sleep?async=1", json={"seconds": 5})
+    status, body, headers = await edge.call("GET", f"/v1/tasks/{info['id']}/result")
+    assert status == 202 and headers["Retry-After"] == "1" and body["id"] == info["id"]
+    status, cancelled, _ = await edge.call("DELETE", f"/v1/tasks/{info['id']}")
+    assert status == 200 and cancelled["state"] == "cancelled"
+    status, err, _ = await edge.call("DELETE", f"/v1/tasks/{info['id']}")
+    assert status == 409 and err["error"]["code"] == "conflict"
+    status, err, _ = await edge.call("GET", f"/v1/tasks/{info['id']}/result")
+    assert status == 409 and err["error"]["code"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("path", "kw", "code", "words"),
+    [
+        ("/v1/apps/nope/echo", {}, 404, "not deployed"),
+        (
+            "/v1/apps/worker/echo",
+            {"headers": {"X-Spillover-Priority": "10"}},
+            400,
+            "X-Spillover-Priority",
+        ),
+        ("/v1/apps/worker/echo", {"headers": {"X-Spillover-Region": "mars-1"}}, 400, "mars-1"),
+        (
+            "/v1/apps/worker/echo",
+            {"headers": {"X-Spillover-Timeout": "soon"}},
+            400,
+            "X-Spillover-Timeout",
+        ),
+        ("/v1/apps/worker/echo", {"data": b"x" * 5000}, 413, "limit of 1000"),
+        ("/v1/apps/worker/9lives", {}, 400, "not a valid name"),
+    ],
+)
+async def test_bad_requests_get_json_errors_naming_what_was_wrong(
+    edge: Edge, path: str, kw: dict[str, Any], code: int, words: str
+) -> None:
+    status, body, _ = await edge.call("POST", path, **kw)
+    assert status == code and words in body["error"]["message"]
+
+
+async def test_unknown_tasks_and_routes_are_json_404s(edge: Edge) -> None:
+    for path in (
+        "/v1/tasks/not-an-id",
+        "/v1/tasks/01JD3ZZZZZZZZZZZZZZZZZZZZZ.us-east-1",
+        "/nowhere",
+    ):
+        status, body, _ = await edge.call("GET", path)
+        assert status == 404 and body["error"]["code"] == "not_found"
+
+
+async def test_handler_errors_are_500s_with_the_message(edge: Edge) -> None:
+    status, body, headers = await edge.call("POST", "/v1/apps/worker/boom", data=b"bad")
+    assert status == 500 and body["error"] == {
+        "code": "handler_error",
+        "message": "ValueError: bad input: bad",
+    }
+    assert "X-Spillover-Task-Id" in headers
+
+
+async def test_idempotent_retries_return_the_same_task(edge: Edge) -> None:
+    key = {"Idempotency-Key": "order-7"}
+    ids = set()
+    for _ in range(3):
+        status, info, _ = await edge.call(
+            "POST", "/v1/apps/worker/echo?async=1", data=b"x", headers=key
+        )
+        assert status == 202
+        ids.add(info["id"])
+    assert len(ids) == 1
+
+
+async def test_deploy_list_inspect_delete(edge: Edge) -> None:
+    toml = (
+        '[app]\nname = "other"\nhandler = "tests.apps.worker:Worker"\n[scaling]\nmin_replicas = 0\n'
+    )
+    assert (await edge.call("PUT", "/v1/apps/other", data=toml))[0] == 201
+    assert (await edge.call("PUT", "/v1/apps/other", data=toml))[0] == 200
+    status, body, _ = await edge.call("PUT", "/v1/apps/other", data=toml.replace("0\n", "-1\n"))
+    assert status == 422 and "scaling.min_replicas = -1: must be ≥ 0" in body["error"]["message"]
+    status, body, _ = await edge.call("PUT", "/v1/apps/wrong", data=toml)
+    assert status == 422 and "must match" in body["error"]["message"]
+    status, listing, _ = await edge.call("GET", "/v1/apps")
+    assert {a["spec"]["app"]["name"] for a in listing["apps"]} == {"worker", "other"}
+    await asyncio.sleep(0.5)  # a heartbeat or two
+    status, worker, _ = await edge.call("GET", "/v1/apps/worker")
+    assert worker["regions"][0]["name"] == REGION and worker["regions"][0]["slots"] == 4
+    assert (await edge.call("DELETE", "/v1/apps/other"))[0] == 204
+    assert (await edge.call("GET", "/v1/apps/other"))[0] == 404
+
+
+async def test_health_ready_and_metrics(edge: Edge) -> None:
+    assert (await edge.call("GET", "/healthz"))[0] == 200
+    assert (await edge.call("GET", "/readyz"))[0] == 200
+    await edge.call("POST", "/v1/apps/worker/echo", data=b"x")
+    status, text, _ = await edge.call("GET", "/metrics")
+    assert status == 200
+    assert b'spillover_tasks_submitted_total{app="worker",region="us-east-1"} 1.0' in text
+
+
+async def test_etcd_down_is_503_with_retry_after_and_nothing_acknowledged(
+    fresh_etcd: LocalEtcd, root: str
+) -> None:
+    harness = Harness(fresh_etcd, root)
+    await harness.apps.put(worker_spec())
+    e = await start_edge(harness.etcd_config)
+    try:
+        await asyncio.sleep(0.3)  # the edge has seen the app
+        fresh_etcd.stop(0)
+        status, body, headers = await e.call("POST", "/v1/apps/worker/echo?async=1", data=b"x")
+        assert status == 503 and headers["Retry-After"] and body["error"]["code"] == "unavailable"
+        assert (await e.call("GET", "/readyz"))[0] == 503
+        fresh_etcd.start_member(0)
+        fresh_etcd.wait_healthy()
+        for _ in range(50):
+            status, _, _ = await e.call("POST", "/v1/apps/worker/echo?async=1", data=b"x")
+            if status == 202:
+                break
+            await asyncio.sleep(0.1)
+        assert status == 202
+    finally:
+        await e.http.close()
+        await e.runner.cleanup()
+        await harness.close()
