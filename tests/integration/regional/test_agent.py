@@ -86,7 +86,7 @@ async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     await harness.apps.put(worker_spec())
     agent = await harness.start_agent()
     await harness.ready(agent, "worker", 1)
-    record = await harness.submit("worker", "sleep", {"seconds": 1.0})
+    record = await harness.submit("worker", "sleep", {"seconds": 3})  # the kill lands mid-task
     pool = agent.runners["worker"].pool
     await until(lambda: bool(pool.running))
     victim = pool.replicas[0]
