@@ -12,7 +12,7 @@ import geoip2.database
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from edge import tasks
+from edge import openapi, tasks
 from edge.client import Geolocator
 from edge.config import EdgeConfig
 from edge.keys import CLIENTS, CLUSTERS, CONFIG, METRICS, QUEUE, VIEW, WAITERS, Clients
@@ -41,7 +41,13 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if e.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
-        return web.json_response({"error": {"code": code, "message": e.reason}}, status=e.status)
+        kept = {
+            k: v
+            for k, v in e.headers.items()
+            if k.lower() not in ("content-type", "content-length")
+        }
+        body = {"error": {"code": code, "message": e.reason}}
+        return web.json_response(body, status=e.status, headers=kept)  # keeps 405's Allow
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         body = {"error": {"code": "internal", "message": "internal error; it has been logged"}}
@@ -71,7 +77,10 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
 
 async def deploy(request: web.Request) -> web.Response:
     name = request.match_info["app"]
-    text = await request.text()
+    try:
+        text = (await request.read()).decode()
+    except UnicodeDecodeError as e:
+        raise InvalidConfig(f"body is not UTF-8 text: {e}") from None
     if request.content_type == "application/json":
         try:
             spec = parse_spec(json.loads(text))
@@ -123,6 +132,12 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def openapi_json(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    regions = [r.name for r in config.regions]
+    return web.json_response(openapi.spec(regions, config.max_sync_timeout))
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
@@ -144,4 +159,5 @@ def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) ->
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_json)
     return app

@@ -20,7 +20,8 @@ NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: `spillover_after = false` or `replica_concurrency = "4"` is an error, not a coercion.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class AppSection(_Section):
@@ -58,7 +59,8 @@ RegionName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
 
 class PlacementSection(_Section):
-    regions: tuple[RegionName, ...] = ()  # empty: every region of the federation
+    # TOML and JSON give lists; strict mode would want a tuple.
+    regions: tuple[RegionName, ...] = Field(default=(), strict=False)  # empty: every region
     spillover_after: float = Field(default=0.5, ge=0, le=86400)
 
 
@@ -100,6 +102,12 @@ _RULES = {
     "int_parsing": "must be an integer",
     "int_from_float": "must be an integer",
     "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_type": "must be an integer",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "model_type": "must be a table",
+    "tuple_type": "must be a list",
 }
 
 

@@ -1,0 +1,233 @@
+"""``GET /openapi.json``: the HTTP API described from the same pydantic models the handlers use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from federation.appspec import AppSpec
+from federation.heartbeat import AppLoad
+from federation.task import TaskStatus
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "error", **_json("ErrorBody")} for c in codes}
+
+
+def _task_headers(regions: list[str], max_wait: float) -> list[dict[str, Any]]:
+    """The submit headers, with the types and ranges the edge enforces."""
+    region_list = f"^({'|'.join(regions)})(,({'|'.join(regions)}))*$"
+    headers = {
+        "X-Spillover-Region": (
+            "Hard pin: a region, or a comma list of allowed regions",
+            {"type": "string", "pattern": region_list},
+        ),
+        "X-Spillover-Prefer-Region": (
+            "Soft pin: the home region; the task may still spill over",
+            {"type": "string", "enum": regions},
+        ),
+        "X-Spillover-Priority": (
+            "Higher runs first within an app (default 5)",
+            {"type": "integer", "minimum": 0, "maximum": 9},
+        ),
+        "X-Spillover-Timeout": (
+            "Seconds a synchronous call waits before answering 202",
+            {"type": "number", "minimum": 0, "maximum": max_wait},
+        ),
+        "Idempotency-Key": (
+            "A retried submit with the same key and app returns the same task",
+            {"type": "string", "minLength": 1, "maxLength": 255},
+        ),
+        "Prefer": (
+            "respond-async: answer 202 at once",
+            {"type": "string", "enum": ["respond-async"]},
+        ),
+    }
+    return [
+        {"name": h, "in": "header", "required": False, "description": d, "schema": schema}
+        for h, (d, schema) in headers.items()
+    ]
+
+
+def _components() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in (TaskStatus, AppSpec, AppLoad, ErrorBody):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas["AppInfo"] = {
+        "type": "object",
+        "required": ["spec", "regions"],
+        "properties": {
+            "spec": _ref("AppSpec"),
+            "regions": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    schemas["AppList"] = {
+        "type": "object",
+        "required": ["apps"],
+        "properties": {"apps": {"type": "array", "items": _ref("AppInfo")}},
+    }
+    return {"schemas": schemas}
+
+
+def _name(param: str, pattern: str) -> dict[str, Any]:
+    return {
+        "name": param,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": pattern},
+    }
+
+
+APP = _name("app", "^[a-z0-9-]{1,63}$")
+FUNCTION = _name("function", "^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+TASK = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
+    submit_params = [
+        APP,
+        FUNCTION,
+        *_task_headers(regions, max_wait),
+        {"name": "async", "in": "query", "required": False, "schema": {"type": "boolean"}},
+    ]
+    task_status = {"description": "task status", **_json("TaskStatus")}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Spillover edge", "version": "1"},
+        "paths": {
+            "/v1/apps/{app}/{function}": {
+                "post": {
+                    "summary": "Submit a task (synchronous unless asked otherwise)",
+                    "parameters": submit_params,
+                    "requestBody": {
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "the handler's result",
+                            "content": {"*/*": {"schema": {}}},
+                        },
+                        "202": task_status,
+                        **_errors(400, 404, 409, 413, 500, 502, 503, 504),
+                    },
+                }
+            },
+            "/v1/tasks/{id}": {
+                "get": {
+                    "summary": "Task status",
+                    "parameters": [TASK],
+                    "responses": {"200": task_status, **_errors(404, 503)},
+                },
+                "delete": {
+                    "summary": "Cancel",
+                    "parameters": [TASK],
+                    "responses": {"200": task_status, **_errors(404, 409, 503)},
+                },
+            },
+            "/v1/tasks/{id}/result": {
+                "get": {
+                    "summary": "The result, waiting up to ?wait= seconds",
+                    "parameters": [
+                        TASK,
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "number", "minimum": 0, "maximum": max_wait},
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "the result", "content": {"*/*": {"schema": {}}}},
+                        "202": task_status,
+                        **_errors(400, 404, 409, 500, 502, 503, 504),
+                    },
+                }
+            },
+            "/v1/apps": {
+                "get": {
+                    "summary": "Deployed apps",
+                    "responses": {"200": {"description": "apps", **_json("AppList")}},
+                }
+            },
+            "/v1/apps/{app}": {
+                "put": {
+                    "summary": "Deploy or update (spillover.toml, or its JSON)",
+                    "parameters": [APP],
+                    "requestBody": {
+                        "content": {
+                            "application/toml": {"schema": {"type": "string"}},
+                            "application/json": {"schema": {"type": "object"}},
+                        }
+                    },
+                    "responses": {
+                        "200": {"description": "updated", **_json("AppSpec")},
+                        "201": {"description": "deployed", **_json("AppSpec")},
+                        **_errors(400, 422, 503),
+                    },
+                },
+                "get": {
+                    "summary": "Spec, replicas and queue per region",
+                    "parameters": [APP],
+                    "responses": {
+                        "200": {"description": "the app", **_json("AppInfo")},
+                        **_errors(404, 503),
+                    },
+                },
+                "delete": {
+                    "summary": "Remove",
+                    "parameters": [APP],
+                    "responses": {"204": {"description": "removed"}, **_errors(404, 503)},
+                },
+            },
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: etcd reachable",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI 3"}},
+                }
+            },
+        },
+        "components": _components(),
+    }
