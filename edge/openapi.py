@@ -175,7 +175,9 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
                     "parameters": [APP],
                     "requestBody": {
                         "content": {
-                            "application/toml": {"schema": {"type": "string"}},
+                            "text/plain": {
+                                "schema": {"type": "string", "description": "spillover.toml"}
+                            },
                             "application/json": {"schema": {"type": "object"}},
                         }
                     },
