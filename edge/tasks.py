@@ -146,14 +146,14 @@ async def status(request: web.Request) -> web.Response:
 
 async def result(request: web.Request) -> web.Response:
     task_id = request.match_info["id"]
-    wait = _header_seconds_param(request)
+    wait = _wait_param(request)
     async with request.app[WAITERS].subscribe(task_id) as updates:
         record = await request.app[QUEUE].get(task_id)
         record = await until_finished(updates, record, wait)
     return await outcome(request, record)
 
 
-def _header_seconds_param(request: web.Request) -> float:
+def _wait_param(request: web.Request) -> float:
     raw = request.query.get("wait", "0")
     try:
         value = float(raw)
