@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from federation.appspec import NAME_PATTERN, describe
-from federation.errors import InvalidConfig
+from federation.appspec import NAME_PATTERN
 from federation.topology import EtcdConfig
 
 
@@ -42,16 +38,3 @@ class EdgeConfig(BaseModel):
 
     def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(n) for n in self.trusted_proxies)
-
-    @classmethod
-    def load(cls, path: Path, env: Mapping[str, str]) -> EdgeConfig:
-        try:
-            data: dict[str, Any] = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise InvalidConfig(f"{path}: {e}") from None
-        if "etcd" not in data and "SPILLOVER_ETCD_ENDPOINTS" in env:
-            data["etcd"] = EtcdConfig.from_env(env).model_dump()
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise InvalidConfig(f"{path}: {describe(e)}") from None

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from edge.app import create_app
 from edge.config import EdgeConfig
+from federation.topology import load_config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", type=Path, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    config = EdgeConfig.load(args.config, os.environ)
+    config = load_config(EdgeConfig, args.config, os.environ)
     # run_app installs the signal handlers and shuts down through AppRunner.cleanup().
     web.run_app(
         create_app(config), host=config.host, port=config.port, loop=uvloop.new_event_loop()

@@ -8,10 +8,15 @@ its partition.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from federation.appspec import describe
+from federation.errors import InvalidConfig
 from federation.etcd import Etcd
 from federation.keys import DEFAULT_ROOT
 from federation.metrics import FederationMetrics
@@ -59,3 +64,21 @@ class Clusters:
     async def close(self) -> None:
         for etcd in self._by_endpoints.values():
             await etcd.close()
+
+
+Config = TypeVar("Config", bound=BaseModel)
+
+
+def load_config(model: type[Config], path: Path, env: Mapping[str, str]) -> Config:
+    """A component's TOML config file, validated; ``SPILLOVER_ETCD_ENDPOINTS`` fills in ``[etcd]``
+    when the file has none. Errors name the file, key, value and rule."""
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InvalidConfig(f"{path}: {e}") from None
+    if "etcd" not in data and "SPILLOVER_ETCD_ENDPOINTS" in env:
+        data["etcd"] = EtcdConfig.from_env(env).model_dump()
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise InvalidConfig(f"{path}: {describe(e)}") from None

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from federation.appspec import NAME_PATTERN, describe
-from federation.errors import InvalidConfig
+from federation.appspec import NAME_PATTERN
 from federation.topology import EtcdConfig
 
 
@@ -32,16 +28,3 @@ class RegionConfig(BaseModel):
     @property
     def partitions(self) -> tuple[str, ...]:
         return tuple(sorted({self.name, *self.peers}))
-
-    @classmethod
-    def load(cls, path: Path, env: Mapping[str, str]) -> RegionConfig:
-        try:
-            data: dict[str, Any] = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise InvalidConfig(f"{path}: {e}") from None
-        if "etcd" not in data and "SPILLOVER_ETCD_ENDPOINTS" in env:
-            data["etcd"] = EtcdConfig.from_env(env).model_dump()
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise InvalidConfig(f"{path}: {describe(e)}") from None

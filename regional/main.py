@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvloop
 
-from federation.topology import Clusters
+from federation.topology import Clusters, load_config
 from regional.agent import Agent
 from regional.config import RegionConfig
 from regional.replicas import LocalProcessProvider
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", type=Path, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    uvloop.run(serve(RegionConfig.load(args.config, os.environ)))
+    uvloop.run(serve(load_config(RegionConfig, args.config, os.environ)))
 
 
 if __name__ == "__main__":
