@@ -5,7 +5,7 @@ from __future__ import annotations
 from federation import keys
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec
-from federation.etcd import Etcd, Snapshot
+from federation.etcd import KV, Etcd, follow
 from federation.heartbeat import RegionHeartbeat
 
 
@@ -23,12 +23,9 @@ class FederationView:
 
     async def follow_regions(self) -> None:
         prefix = keys.regions(self.root)
-        beats: dict[bytes, RegionHeartbeat] = {}
-        async for item in self.control.list_watch(prefix):
-            if isinstance(item, Snapshot):
-                beats = {kv.key: RegionHeartbeat.model_validate_json(kv.value) for kv in item.kvs}
-            elif item.kind == "put":
-                beats[item.kv.key] = RegionHeartbeat.model_validate_json(item.kv.value)
-            else:
-                beats.pop(item.kv.key, None)
+        async for beats in follow(self.control, prefix, _heartbeat):
             self.heartbeats = {b.name: b for b in beats.values()}
+
+
+def _heartbeat(kv: KV) -> RegionHeartbeat:
+    return RegionHeartbeat.model_validate_json(kv.value)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from federation import keys
 from federation.appspec import AppSpec
 from federation.errors import NotFound
-from federation.etcd import Etcd, Snapshot
+from federation.etcd import KV, Etcd, follow
 
 
 class AppRegistry:
@@ -40,13 +40,9 @@ class AppRegistry:
 
     async def follow(self) -> AsyncIterator[dict[str, AppSpec]]:
         """Every deployed app, now and after each change."""
-        prefix = keys.apps(self.root)
-        specs: dict[bytes, AppSpec] = {}
-        async for item in self.etcd.list_watch(prefix):
-            if isinstance(item, Snapshot):
-                specs = {kv.key: AppSpec.model_validate_json(kv.value) for kv in item.kvs}
-            elif item.kind == "put":
-                specs[item.kv.key] = AppSpec.model_validate_json(item.kv.value)
-            else:
-                specs.pop(item.kv.key, None)
+        async for specs in follow(self.etcd, keys.apps(self.root), _decode):
             yield {s.name: s for s in specs.values()}
+
+
+def _decode(kv: KV) -> AppSpec:
+    return AppSpec.model_validate_json(kv.value)

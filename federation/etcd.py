@@ -339,3 +339,22 @@ def _host_port(endpoint: str) -> tuple[str, int]:
     if not parts.hostname:
         raise ValueError(f"etcd endpoint {endpoint!r} has no host")
     return parts.hostname, parts.port or 2379
+
+
+V = TypeVar("V")
+
+
+async def follow(
+    etcd: Etcd, prefix: bytes, decode: Callable[[KV], V]
+) -> AsyncIterator[dict[bytes, V]]:
+    """Every key under ``prefix``, decoded, now and after each change (a list-watch kept as a
+    dict). For small, slowly changing sets: apps, region heartbeats."""
+    values: dict[bytes, V] = {}
+    async for item in etcd.list_watch(prefix):
+        if isinstance(item, Snapshot):
+            values = {kv.key: decode(kv) for kv in item.kvs}
+        elif item.kind == "put":
+            values[item.kv.key] = decode(item.kv)
+        else:
+            values.pop(item.kv.key, None)
+        yield values

@@ -17,7 +17,7 @@ from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec
 from federation.errors import Unavailable
-from federation.etcd import Snapshot
+from federation.etcd import Snapshot, follow
 from federation.heartbeat import AppLoad, RegionHeartbeat
 from federation.placement import ClaimRules, claim_order, next_eligible_at
 from federation.queue import Claimer, Queue
@@ -173,14 +173,7 @@ class Agent:
 
     async def _follow_regions(self) -> None:
         prefix = keys.regions(self.clusters.root)
-        live: set[bytes] = set()
-        async for item in self.clusters.control.list_watch(prefix):
-            if isinstance(item, Snapshot):
-                live = {kv.key for kv in item.kvs}
-            elif item.kind == "put":
-                live.add(item.kv.key)
-            else:
-                live.discard(item.kv.key)
+        async for live in follow(self.clusters.control, prefix, lambda kv: kv.key):
             self.live_regions = {keys.task_id_of(k) for k in live}
 
     def heartbeat(self) -> RegionHeartbeat:
