@@ -12,6 +12,12 @@ import contextlib
 import logging
 
 import grpc
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
@@ -39,6 +45,7 @@ class Pool:
         self.changed = asyncio.Event()  # for the supervisor: a replica came, went or drained
         self.capacity = asyncio.Event()  # for the dispatcher: a slot may have freed
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: set[str] = set()  # replicas a stop was sent to
 
     # -- capacity ----------------------------------------------------------------------------
 
@@ -71,6 +78,7 @@ class Pool:
         while True:
             for r in [r for r in self.replicas if r.exited.is_set()]:
                 self.replicas.remove(r)
+                self._stopping.discard(r.id)
                 self._notify()
             live = [r for r in self.replicas if not r.draining]
             for _ in range(self.desired - len(live) - self.starting):
@@ -81,7 +89,8 @@ class Pool:
             for r in sorted(live, key=lambda r: r.busy)[: max(0, surplus)]:
                 r.draining = True
             for r in self.replicas:
-                if r.draining and r.busy == 0 and not r.exited.is_set():
+                if r.draining and r.busy == 0 and r.id not in self._stopping:
+                    self._stopping.add(r.id)
                     self._spawn(self.provider.stop(r), f"stop-{r.id}")
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -105,6 +114,12 @@ class Pool:
         await replica.exited.wait()
         self._notify()
 
+    def _retire(self, replica: Replica) -> None:
+        """A call to it broke: it is dying or sick. Drain it now (before its exit is noticed, so
+        no task is sent to it) and let the supervisor replace it."""
+        replica.draining = True
+        self._notify()
+
     def scale_to(self, n: int) -> None:
         self.desired = n
         self._notify()
@@ -113,9 +128,11 @@ class Pool:
 
     def dispatch(self, claim: Claim) -> None:
         """Hand a claimed task to the replica with the most free slots."""
-        replica = max(self.replicas, key=lambda r: r.free)
-        if replica.free <= 0:
-            raise RuntimeError("dispatch without a free slot: the claimer over-claimed")
+        replica = max(self.replicas, key=lambda r: r.free, default=None)
+        if replica is None or replica.free <= 0:
+            # The replica we counted on died while the claim was in flight.
+            self._spawn(self._give_back(claim, "no replica free any more"), "give-back")
+            return
         replica.busy += 1
         task = self._spawn(self._run(claim, replica), f"task-{claim.record.id}")
         self.running[claim.record.id] = (task, replica)
@@ -145,7 +162,13 @@ class Pool:
                     failure = TaskError(code="handler_error", message=event.error.message)
                     await self.queue.fail(claim, failure)
         except asyncio.CancelledError:
-            pass  # cancelled: the cancel itself wrote the final record; the call is cancelled
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                return  # we were told to stop: whoever cancelled wrote the final record
+            # The call, not this task, was cancelled: the replica died and its channel closed
+            # under the call (grpc.aio raises CancelledError then, not an RpcError).
+            self._retire(replica)
+            await self._give_back(claim, f"replica {replica.id} died (channel closed)")
         except grpc.aio.AioRpcError as e:
             await self._after_rpc_error(claim, replica, e)
         except NotClaimer:
@@ -161,15 +184,34 @@ class Pool:
     async def _after_rpc_error(
         self, claim: Claim, replica: Replica, e: grpc.aio.AioRpcError
     ) -> None:
-        with contextlib.suppress(NotClaimer, Unavailable):
-            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                limit = self.spec.scaling.max_runtime
-                message = f"ran longer than max_runtime = {limit} s"
+        if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            limit = self.spec.scaling.max_runtime
+            message = f"ran longer than max_runtime = {limit} s"
+            with contextlib.suppress(NotClaimer, Unavailable):
                 await self.queue.fail(claim, TaskError(code="timeout", message=message))
-            else:
-                # The stream broke: the replica died. Requeue at once, not after a lease timeout.
-                log.warning("replica %s lost task %s: %s", replica.id, claim.record.id, e.code())
-                await self.queue.release(claim, f"replica {replica.id} died ({e.code().name})")
+        else:
+            # The stream broke: the replica died. Requeue at once, not after a lease timeout.
+            log.warning("replica %s lost task %s: %s", replica.id, claim.record.id, e.code())
+            self._retire(replica)
+            await self._give_back(claim, f"replica {replica.id} died ({e.code().name})")
+
+    async def _give_back(self, claim: Claim, reason: str) -> None:
+        """Requeue a task whose replica died. Retried: while our lease lives, nobody else would
+        requeue it, so a release lost to a short etcd outage would strand the task."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Unavailable),
+            wait=wait_exponential(multiplier=0.1, max=2),
+            stop=stop_after_delay(30),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self.queue.release(claim, reason)
+        except NotClaimer:
+            pass  # already cancelled, or our lease lapsed and the reaper requeued it
+        except Unavailable as e:
+            log.warning("task %s: could not requeue it: %s", claim.record.id, e)
 
     async def close(self) -> None:
         await cancel_and_wait(list(self._tasks))

@@ -80,9 +80,12 @@ async def test_cancel_reaches_a_running_task_and_frees_its_slot(harness: Harness
     assert (await harness.queue.get(record.id)).state is State.CANCELLED
 
 
+@pytest.mark.parametrize("channel_closes_first", [False, True])
 async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
-    harness: Harness,
+    harness: Harness, channel_closes_first: bool
 ) -> None:
+    """Either way the agent may learn of the death: the stream breaks (an RpcError), or the
+    replica's exit closes its channel under the call first (a CancelledError of the call)."""
     await harness.apps.put(worker_spec())
     agent = await harness.start_agent()
     await harness.ready(agent, "worker", 1)
@@ -90,7 +93,9 @@ async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     pool = agent.runners["worker"].pool
     await until(lambda: bool(pool.running))
     victim = pool.replicas[0]
-    assert victim.process is not None
+    assert victim.process is not None and victim.channel is not None
+    if channel_closes_first:
+        await victim.channel.close()
     os.kill(victim.process.pid, signal.SIGKILL)
     done = await harness.result(record, timeout=30)
     assert done.state is State.SUCCEEDED and done.attempts == 2
