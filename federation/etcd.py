@@ -211,6 +211,17 @@ class Etcd:
                     self._metrics.etcd_request_seconds.labels(op).observe(elapsed)
         raise Unavailable(f"no etcd member reachable for {op}: {last}")
 
+    async def status(self) -> tuple[int, str | None]:
+        """(number of members, name of the leader or None while there is none)."""
+
+        async def call(c: aetcd.Client) -> tuple[int, str | None]:
+            status = await c.status()
+            members = [m async for m in c.members()]
+            leader = status.leader.name if status.leader is not None else None
+            return len(members), leader
+
+        return await self._call("status", call)
+
     # -- reads and writes -----------------------------------------------------------------------
 
     async def get(self, key: bytes) -> KV | None:

@@ -1,5 +1,5 @@
-"""What a region's agent publishes about itself, under its lease: the health API and the
-autoscaler read it. A region whose key vanished (lease expired) is down."""
+"""What regions' agents and edges publish about themselves, under their leases: the health API
+and the autoscaler read it. A region whose key vanished (lease expired) is down."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ class RegionHeartbeat(BaseModel):
     agent: str
     at: float  # epoch seconds
     apps: tuple[AppLoad, ...] = ()
+
+
+class EdgeHeartbeat(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    region: str
+    url: str
+    at: float  # epoch seconds

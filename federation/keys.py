@@ -4,6 +4,7 @@ Control keyspace (one cluster, low write rate)::
 
     {root}/apps/{app}                        app spec (JSON)
     {root}/regions/{region}                  a region's heartbeat, under its agent's lease
+    {root}/edges/{edge}                      an edge's heartbeat, under its lease
 
 Partition keyspace (one per home region; each partition lives in the cluster its config names)::
 
@@ -58,6 +59,14 @@ def region(root: str, name: str) -> bytes:
 
 def regions(root: str) -> bytes:
     return _b(f"{root}/regions/")
+
+
+def edge(root: str, edge_id: str) -> bytes:
+    return _b(f"{root}/edges/{edge_id}")
+
+
+def edges(root: str) -> bytes:
+    return _b(f"{root}/edges/")
 
 
 # -- partition keyspace -------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+"""The federation health API's answer, computed from what regions and edges publish in etcd —
+no fan-out calls to regions, so any edge answers it with the same data.
+
+Pure: every input is a value and ``now`` is passed in, so the rules are tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from federation.heartbeat import AppLoad, EdgeHeartbeat, RegionHeartbeat
+from federation.task import rfc3339
+
+Status = Literal["ok", "degraded", "down"]
+
+# A heartbeat this old, while its lease still lives, means the agent is stuck: degraded. (A dead
+# agent's key vanishes with its lease, and the region is down.)
+STALE_AFTER = 10.0
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class EtcdHealth(_Frozen):
+    healthy: bool
+    members: int = 0
+    leader: str | None = None
+
+
+class RegionHealth(_Frozen):
+    name: str
+    status: Status
+    last_heartbeat: str | None
+    apps: tuple[AppLoad, ...] = ()
+
+
+class EdgeHealth(_Frozen):
+    id: str
+    region: str
+    last_heartbeat: str | None
+
+
+class FederationHealth(_Frozen):
+    status: Status
+    etcd: EtcdHealth
+    regions: tuple[RegionHealth, ...]
+    edges: tuple[EdgeHealth, ...]
+
+
+def saturated(load: AppLoad) -> bool:
+    """Every ready slot busy (or none ready) while tasks it may take wait."""
+    return load.queue_depth > 0 and load.busy_slots >= load.slots
+
+
+def region_health(name: str, beat: RegionHeartbeat | None, now: float) -> RegionHealth:
+    if beat is None:
+        return RegionHealth(name=name, status="down", last_heartbeat=None)
+    stale = now - beat.at > STALE_AFTER
+    status: Status = "degraded" if stale or any(saturated(a) for a in beat.apps) else "ok"
+    return RegionHealth(name=name, status=status, last_heartbeat=rfc3339(beat.at), apps=beat.apps)
+
+
+def federation_health(
+    regions: Iterable[str],
+    heartbeats: Mapping[str, RegionHeartbeat],
+    edges: Iterable[EdgeHeartbeat],
+    etcd: EtcdHealth,
+    now: float,
+) -> FederationHealth:
+    """``regions`` are the ones the federation is configured with; a region that heartbeats but
+    is not configured is listed too (an operator added it and has not told this edge yet)."""
+    names = sorted({*regions, *heartbeats})
+    health = tuple(region_health(n, heartbeats.get(n), now) for n in names)
+    states = {r.status for r in health}
+    status: Status
+    if not etcd.healthy or states <= {"down"}:
+        status = "down"
+    elif states == {"ok"}:
+        status = "ok"
+    else:
+        status = "degraded"
+    listed = tuple(
+        EdgeHealth(id=e.id, region=e.region, last_heartbeat=rfc3339(e.at))
+        for e in sorted(edges, key=lambda e: e.id)
+    )
+    return FederationHealth(status=status, etcd=etcd, regions=health, edges=listed)
