@@ -1,10 +1,10 @@
-# `make test` is all a new machine needs: it installs etcd and the venv when they are missing.
+# `make up` and `make test` are all a new machine needs: they install etcd and the venv when missing.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit bench etcd deps clean
+.PHONY: up test lint unit bench etcd deps clean
 
 # Debian's etcd-server when no etcd is on PATH.
 etcd:
@@ -27,6 +27,10 @@ lint: deps
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# The local three-region federation (etcd, three agents with replicas, an edge on :8080, `demo`).
+up: deps
+	$(VENV)/bin/spillover up
 
 test: lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider

@@ -21,6 +21,7 @@ from edge.state import FederationView
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec, parse_spec, parse_toml
 from federation.errors import InvalidConfig, SpilloverError, Unavailable
+from federation.heartbeat import EdgeHeartbeat
 from federation.queue import Queue
 from federation.topology import Clusters
 from federation.waiters import TaskWaiters
@@ -64,9 +65,12 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
     geo = Geolocator(reader)
     app[CLUSTERS], app[QUEUE], app[VIEW], app[WAITERS] = clusters, queue, view, waiters
     app[CLIENTS] = Clients(config, geo)
+    me = EdgeHeartbeat(id=config.id, region=config.region, url=config.url, at=0)
     background = [
         asyncio.create_task(view.follow_apps()),
         asyncio.create_task(view.follow_regions()),
+        asyncio.create_task(view.follow_edges()),
+        asyncio.create_task(view.publish(me)),
         asyncio.create_task(waiters.run()),
     ]
     yield
@@ -132,6 +136,13 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def federation_health(request: web.Request) -> web.Response:
+    """From etcd alone (heartbeats and edges this edge follows), never from calls to regions."""
+    regions = [r.name for r in request.app[CONFIG].regions]
+    health = await request.app[VIEW].health(regions)
+    return web.json_response(health.model_dump(mode="json"))
+
+
 async def openapi_json(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     regions = [r.name for r in config.regions]
@@ -156,6 +167,7 @@ def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) ->
     app.router.add_get("/v1/apps", list_apps)
     app.router.add_get("/v1/apps/{app}", get_app)
     app.router.add_delete("/v1/apps/{app}", delete_app)
+    app.router.add_get("/v1/federation/health", federation_health)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

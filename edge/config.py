@@ -36,5 +36,9 @@ class EdgeConfig(BaseModel):
     max_sync_timeout: float = Field(default=300, gt=0)
     inline_limit: int = Field(default=1 << 20, ge=1, le=1 << 20)  # etcd refuses requests > 1.5 MiB
 
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
     def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(n) for n in self.trusted_proxies)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from federation.appspec import AppSpec
+from federation.health import FederationHealth
 from federation.heartbeat import AppLoad
 from federation.task import TaskStatus
 
@@ -69,7 +70,7 @@ def _task_headers(regions: list[str], max_wait: float) -> list[dict[str, Any]]:
 
 def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (TaskStatus, AppSpec, AppLoad, ErrorBody):
+    for model in (TaskStatus, AppSpec, AppLoad, FederationHealth, ErrorBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -200,6 +201,12 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
                     "parameters": [APP],
                     "responses": {"204": {"description": "removed"}, **_errors(404, 503)},
                 },
+            },
+            "/v1/federation/health": {
+                "get": {
+                    "summary": "Federation health, from what regions and edges publish in etcd",
+                    "responses": {"200": {"description": "health", **_json("FederationHealth")}},
+                }
             },
             "/healthz": {
                 "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}

@@ -20,3 +20,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         return
     commands[args[0]].load()(args[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ own directory. Used by ``spillover up``, the benchmarks and the test fixtures; f
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -13,6 +14,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from federation.proc import die_with_parent
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,7 +48,12 @@ class LocalEtcd:
         binary: str | None = None,
         compaction_retention: str = "5m",
         quiet: bool = True,
+        first_port: int | None = None,
+        die_with_parent: bool = False,
     ) -> None:
+        """``first_port``: member i listens on first_port + 2i (clients) and + 2i + 1 (peers);
+        default: free ports. ``die_with_parent``: members die with this process (only from a
+        process without threads yet; see :func:`federation.proc.die_with_parent`)."""
         self.binary = binary or shutil.which("etcd") or ""
         if not self.binary:
             raise FileNotFoundError("etcd is not on PATH (Debian: apt-get install etcd-server)")
@@ -53,10 +61,14 @@ class LocalEtcd:
         self.compaction_retention = compaction_retention
         self.quiet = quiet
         self.token = f"spillover-{os.getpid()}-{free_port()}"
-        self.members = [
-            Member(f"m{i}", free_port(), free_port(), self.base_dir / f"m{i}")
-            for i in range(members)
-        ]
+        self.die_with_parent = die_with_parent
+
+        def ports(i: int) -> tuple[int, int]:
+            if first_port is None:
+                return free_port(), free_port()
+            return first_port + 2 * i, first_port + 2 * i + 1
+
+        self.members = [Member(f"m{i}", *ports(i), self.base_dir / f"m{i}") for i in range(members)]
         self._initialized: set[str] = set()
 
     @property
@@ -90,7 +102,8 @@ class LocalEtcd:
         m = self.members[i]
         m.data_dir.mkdir(parents=True, exist_ok=True)
         out = subprocess.DEVNULL if self.quiet else None
-        m.process = subprocess.Popen(self._command(m), stdout=out, stderr=out)
+        hook = functools.partial(die_with_parent, os.getpid()) if self.die_with_parent else None
+        m.process = subprocess.Popen(self._command(m), stdout=out, stderr=out, preexec_fn=hook)
         self._initialized.add(m.name)
 
     def start(self, timeout: float = 30.0) -> LocalEtcd:

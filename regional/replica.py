@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -24,6 +22,7 @@ from typing import Any
 import grpc
 import uvloop
 
+from federation.proc import die_with_parent
 from regional.handler import Context, UnknownFunction, call, function_of, load_handler
 from regional.rpc import GRPC_OPTIONS
 from regional.rpc import replica_pb2 as pb
@@ -96,17 +95,6 @@ async def serve(handler_path: str, concurrency: int, host: str, port: int) -> No
     await server.stop(grace=5)
 
 
-def die_with_parent() -> None:
-    """SIGTERM this replica when its agent dies, even by SIGKILL, so a dead agent leaves no
-    replica holding a model (Linux's PR_SET_PDEATHSIG). Set here, not in a fork hook: running
-    Python between fork and exec in a process with gRPC threads is not safe."""
-    parent = os.getppid()
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the agent died before prctl took effect
-        sys.exit(0)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m regional.replica")
     ap.add_argument("--handler", required=True, help="import path, e.g. examples.demo.app:Model")
@@ -114,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args(argv)
-    die_with_parent()
+    die_with_parent()  # a dead agent leaves no replica holding a model
     sys.path.insert(0, os.getcwd())  # handlers are imported from the app's directory
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(args.handler, args.concurrency, args.host, args.port))

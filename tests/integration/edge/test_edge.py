@@ -14,6 +14,7 @@ from edge.app import create_app
 from edge.config import EdgeConfig, RegionPoint
 from federation.etcd_server import LocalEtcd
 from tests.integration.conftest import REGION, Harness, worker_spec
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 REGIONS = (
@@ -203,3 +204,29 @@ async def test_etcd_down_is_503_with_retry_after_and_nothing_acknowledged(
         await e.http.close()
         await e.runner.cleanup()
         await harness.close()
+
+
+async def test_federation_health_shows_the_live_region_the_silent_one_and_this_edge(
+    edge: Edge,
+) -> None:
+    """us-east-1's agent heartbeats; eu-west-1 is configured but has none: down, so degraded."""
+
+    async def health() -> dict[str, Any]:
+        status, body, _ = await edge.call("GET", "/v1/federation/health")
+        assert status == 200
+        return body  # type: ignore[no-any-return]
+
+    async def listed() -> bool:
+        return bool((await health())["edges"])
+
+    await until(listed)
+    h = await health()
+    assert h["status"] == "degraded" and h["etcd"]["healthy"] and h["etcd"]["members"] == 1
+    regions = {r["name"]: r for r in h["regions"]}
+    assert regions["eu-west-1"] == {
+        "name": "eu-west-1", "status": "down", "last_heartbeat": None, "apps": []
+    }  # fmt: skip
+    assert regions[REGION]["status"] == "ok"
+    [worker] = regions[REGION]["apps"]
+    assert worker["app"] == "worker" and worker["ready_replicas"] == 1 and worker["slots"] == 4
+    assert h["edges"][0]["region"] == REGION

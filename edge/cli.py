@@ -1,0 +1,98 @@
+"""``spillover status`` and ``spillover deploy``: clients of an edge's HTTP API, as a user's own
+scripts would be (the edge is the federation's one front door)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from federation.appspec import parse_toml
+from federation.errors import InvalidConfig
+
+DEFAULT_EDGE = "http://127.0.0.1:8080"
+
+
+def _edge_arg(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--edge",
+        default=os.environ.get("SPILLOVER_EDGE", DEFAULT_EDGE),
+        help=f"edge URL (default: $SPILLOVER_EDGE or {DEFAULT_EDGE})",
+    )
+
+
+def request(method: str, url: str, body: bytes | None = None, ctype: str = "") -> Any:
+    """One call to the edge; an error response exits with its message, not a traceback."""
+    headers = {"Content-Type": ctype} if ctype else {}
+    if key := os.environ.get("SPILLOVER_API_KEY"):
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        try:
+            error = json.loads(e.read())["error"]
+            message = f"{error['code']}: {error['message']}"
+        except (ValueError, KeyError, TypeError):
+            message = str(e)
+        sys.exit(f"spillover: {method} {url}: {e.code} {message}")
+    except urllib.error.URLError as e:
+        sys.exit(f"spillover: cannot reach the edge at {url}: {e.reason}")
+
+
+def table(health: dict[str, Any]) -> str:
+    """The health JSON as the table ``spillover status`` prints."""
+    etcd = health["etcd"]
+    lines = [
+        f"federation: {health['status']}",
+        f"etcd: {'healthy' if etcd['healthy'] else 'UNHEALTHY'}, {etcd['members']} member(s), "
+        f"leader {etcd['leader'] or '-'}",
+        "",
+    ]
+    rows = [("REGION", "STATUS", "APP", "READY/DESIRED", "BUSY/SLOTS", "QUEUED", "OLDEST WAIT")]
+    for r in health["regions"]:
+        if not r["apps"]:
+            rows.append((r["name"], r["status"], "-", "-", "-", "-", "-"))
+        for a in r["apps"]:
+            rows.append((
+                r["name"], r["status"], a["app"],
+                f"{a['ready_replicas']}/{a['desired_replicas']}",
+                f"{a['busy_slots']}/{a['slots']}",
+                str(a["queue_depth"]), f"{a['oldest_wait_ms']:.0f} ms",
+            ))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    edges = ", ".join(f"{e['id']} ({e['region']})" for e in health["edges"]) or "none"
+    lines += ["", f"edges: {edges}"]
+    return "\n".join(lines)
+
+
+def status(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="spillover status", description="Federation health.")
+    _edge_arg(ap)
+    ap.add_argument("--json", action="store_true", help="print the health JSON instead")
+    args = ap.parse_args(argv)
+    health = request("GET", f"{args.edge}/v1/federation/health")
+    print(json.dumps(health, indent=2) if args.json else table(health))
+
+
+def deploy(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="spillover deploy", description="Deploy or update an app.")
+    ap.add_argument("spec", type=Path, help="the app's spillover.toml")
+    _edge_arg(ap)
+    args = ap.parse_args(argv)
+    text = args.spec.read_text()
+    try:
+        name = parse_toml(text).name  # the same checks the edge makes, before the round trip
+    except InvalidConfig as e:
+        sys.exit(f"spillover: {args.spec}: {e.message}")
+    spec = request("PUT", f"{args.edge}/v1/apps/{name}", text.encode(), "text/plain")
+    print(f"deployed {spec['app']['name']} ({spec['app']['handler']})")

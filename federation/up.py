@@ -1,0 +1,265 @@
+"""``spillover up``: a whole federation on one machine — etcd, one agent per region (each with its
+replicas), one edge — with the example app deployed. Ctrl-C stops everything; data and logs stay
+under ``.spillover/``.
+
+The regions and the edge run as ``spillover region`` / ``spillover edge`` processes from config
+files written here, exactly as an operator would run them, so what works here works deployed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from federation.apps import AppRegistry
+from federation.appspec import NAME_PATTERN, parse_toml
+from federation.errors import InvalidConfig, Unavailable
+from federation.etcd import Etcd
+from federation.etcd_server import LocalEtcd
+from federation.keys import DEFAULT_ROOT
+from federation.proc import die_with_parent
+
+DEFAULT_REGIONS = ["us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3", "ap-south-1=19.1,72.9"]
+GEOIP_PATHS = ("/usr/share/GeoIP/GeoLite2-City.mmdb", "/var/lib/GeoIP/GeoLite2-City.mmdb")
+APP = Path("examples/demo/spillover.toml")
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    lat: float
+    lon: float
+
+
+def parse_region(text: str) -> Region:
+    """``name=lat,lon``, e.g. ``us-east-1=39.0,-77.5``."""
+    try:
+        name, coords = text.split("=")
+        lat, lon = (float(x) for x in coords.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected name=lat,lon") from None
+    if not re.fullmatch(NAME_PATTERN, name) or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise argparse.ArgumentTypeError(f"{text!r}: a region name and lat/lon in range")
+    return Region(name, lat, lon)
+
+
+def geoip_db() -> str | None:
+    """A real GeoLite2 City database when one is installed; without it clients have no location
+    and get the edge's own region as home."""
+    candidates = [os.environ.get("SPILLOVER_GEOIP_DB", ""), *GEOIP_PATHS]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+def write_configs(
+    data: Path, regions: list[Region], endpoints: list[str], port: int, app_root: Path
+) -> dict[str, Path]:
+    """One ``region.toml`` per region and an ``edge.toml``: what an operator would write."""
+    etcd = {"endpoints": endpoints}
+    files = {}
+    for r in regions:
+        config = {
+            "name": r.name, "lat": r.lat, "lon": r.lon,
+            "peers": [p.name for p in regions if p != r],  # take any region's tasks: spillover
+            "app_root": str(app_root), "etcd": etcd,
+        }  # fmt: skip
+        files[r.name] = data / f"{r.name}.toml"
+        files[r.name].write_text(tomli_w.dumps(config))
+    edge: dict[str, Any] = {
+        "id": "edge-0",
+        "region": regions[0].name,
+        "port": port,
+        "regions": [{"name": r.name, "lat": r.lat, "lon": r.lon} for r in regions],
+        "etcd": etcd,
+    }
+    if db := geoip_db():
+        edge["geoip_db"] = db
+    files["edge"] = data / "edge.toml"
+    files["edge"].write_text(tomli_w.dumps(edge))
+    return files
+
+
+class Processes:
+    """The federation's processes; each dies with this one even if it is SIGKILLed."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = (self.logs / f"{name}.log").open("ab")
+        self.running[name] = subprocess.Popen(
+            [sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
+        )  # fmt: skip
+        log.close()
+
+    def exited(self) -> str | None:
+        return next((n for n, p in self.running.items() if p.poll() is not None), None)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM all (agents drain and stop their replicas), SIGKILL what is left after
+        ``grace`` seconds."""
+        for p in self.running.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in self.running.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+async def deploy_and_wait(
+    endpoints: list[str], spec_text: str, regions: list[Region], edge_url: str, timeout: float
+) -> None:
+    """Deploy the app into every region, then wait until the edge is ready and every region
+    serves it."""
+    spec = parse_toml(spec_text)
+    placement = spec.placement.model_copy(update={"regions": tuple(r.name for r in regions)})
+    spec = spec.model_copy(update={"placement": placement})
+    etcd = Etcd(endpoints)
+    try:
+        await AppRegistry(etcd, DEFAULT_ROOT).put(spec)
+    finally:
+        await etcd.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        serving = await asyncio.to_thread(_serving, edge_url, spec.name)
+        if serving >= {r.name for r in regions}:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{spec.name} not serving in every region after {timeout:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+def _serving(edge_url: str, app: str) -> set[str]:
+    """Regions where ``app`` has a ready replica, as the edge's health API says."""
+    try:
+        with urllib.request.urlopen(f"{edge_url}/v1/federation/health", timeout=2) as r:
+            health = json.loads(r.read())
+    except OSError:
+        return set()
+    return {
+        region["name"]
+        for region in health["regions"]
+        for load in region["apps"]
+        if load["app"] == app and load["ready_replicas"] > 0
+    }
+
+
+def banner(regions: list[Region], edge_url: str, data: Path) -> str:
+    names = ", ".join(r.name for r in regions)
+    return f"""
+Spillover is up: {len(regions)} regions ({names}), one edge at {edge_url}
+
+  curl -s {edge_url}/v1/apps/demo/predict -d '{{"inputs": [[{", ".join(["0.5"] * 16)}]]}}'
+  curl -s {edge_url}/v1/apps/demo/sleep -d '{{"seconds": 2}}'
+  curl -si '{edge_url}/v1/apps/demo/sleep?async=true' -d '{{"seconds": 5}}'
+  curl -s -H 'X-Forwarded-For: 81.2.69.142' {edge_url}/v1/apps/demo/echo -d hi  # from London
+  spillover status
+
+GeoIP: {geoip_db() or "no GeoLite2 City database found (set SPILLOVER_GEOIP_DB)"}
+Logs and data: {data}/   Ctrl-C stops everything.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="spillover up", description=__doc__)
+    ap.add_argument(
+        "--regions", nargs="+", type=parse_region, default=None, metavar="NAME=LAT,LON",
+        help="default: " + " ".join(DEFAULT_REGIONS),
+    )  # fmt: skip
+    ap.add_argument("--port", type=int, default=8080, help="the edge's port (default 8080)")
+    ap.add_argument("--etcd-port", type=int, default=2379, help="etcd's client port")
+    ap.add_argument("--data", type=Path, default=Path(".spillover"), help="data and logs")
+    ap.add_argument("--app", type=Path, default=APP, help=f"app to deploy (default {APP})")
+    ap.add_argument("--ready-timeout", type=float, default=300.0)
+    args = ap.parse_args(argv)
+    regions: list[Region] = args.regions or [parse_region(r) for r in DEFAULT_REGIONS]
+    if len({r.name for r in regions}) != len(regions):
+        ap.error("--regions: each region once")
+    try:
+        spec_text = args.app.read_text()
+        parse_toml(spec_text)
+    except OSError as e:
+        ap.error(f"--app: {e} (run from the repository root, or pass --app)")
+    except InvalidConfig as e:
+        ap.error(f"--app: {args.app}: {e.message}")
+    if shutil.which("etcd") is None:
+        sys.exit("spillover up: etcd is not on PATH (Debian: apt-get install etcd-server)")
+    data: Path = args.data.resolve()
+    logs = data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    sys.exit(run(args, regions, spec_text, data, logs))
+
+
+def run(
+    args: argparse.Namespace, regions: list[Region], spec_text: str, data: Path, logs: Path
+) -> int:
+    # Every child is spawned before the first etcd client exists: preexec_fn (die with us) is
+    # only safe while this process has no gRPC threads.
+    etcd = LocalEtcd(data / "etcd", first_port=args.etcd_port, die_with_parent=True)
+    procs = Processes(logs)
+    stop = asyncio.Event()
+    try:
+        print(f"etcd on {etcd.endpoints[0]} (data {data / 'etcd'})", flush=True)
+        etcd.start()
+        configs = write_configs(data, regions, etcd.endpoints, args.port, Path.cwd())
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for r in regions:
+            procs.spawn(r.name, ["regional.main", "--config", str(configs[r.name])], env)
+        procs.spawn("edge", ["edge.main", "--config", str(configs["edge"])], env)
+        edge_url = f"http://127.0.0.1:{args.port}"
+
+        async def serve() -> int:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            print("starting regions and loading models...", flush=True)
+            ready = asyncio.create_task(
+                deploy_and_wait(etcd.endpoints, spec_text, regions, edge_url, args.ready_timeout)
+            )
+            announced = False
+            while not stop.is_set():
+                if dead := procs.exited():
+                    print(f"spillover up: {dead} exited; see {logs / dead}.log", file=sys.stderr)
+                    return 1
+                if not announced and ready.done():
+                    ready.result()  # raises what went wrong
+                    print(banner(regions, edge_url, data), flush=True)
+                    announced = True
+                await asyncio.sleep(0.2)
+            return 0
+
+        try:
+            code = asyncio.run(serve())
+        except (Unavailable, TimeoutError) as e:
+            print(f"spillover up: {e}", file=sys.stderr)
+            code = 1
+        print("stopping...", flush=True)
+        return code
+    finally:
+        procs.stop()
+        for i in range(len(etcd.members)):
+            etcd.stop(i)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""``spillover up`` as a user runs it: a real federation of processes (etcd, an agent per region
+with replica subprocesses, an edge), driven over HTTP, stopped by a signal."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from federation.etcd_server import free_port
+from tests.integration.conftest import REPO
+
+pytestmark = pytest.mark.slow
+WORKER_APP = """
+[app]
+name = "worker"
+handler = "tests.apps.worker:Worker"
+
+[scaling]
+replica_concurrency = 1
+min_replicas = 1
+
+[placement]
+spillover_after = 0.3
+"""
+
+
+def two_free_ports() -> int:
+    """A port p with p + 1 free too (etcd's client and peer ports)."""
+    while True:
+        p = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p + 1))
+            except OSError:
+                continue
+        return p
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (zombies count as gone)."""
+    left = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            left.add(pid)
+    return left
+
+
+class Up:
+    def __init__(self, tmp: Path) -> None:
+        (tmp / "worker.toml").write_text(WORKER_APP)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = tmp / "up.log"
+        command = [
+            sys.executable, "-m", "federation.up", "--port", str(self.port),
+            "--etcd-port", str(two_free_ports()), "--data", str(tmp / "data"),
+            "--app", str(tmp / "worker.toml"),
+            "--regions", "us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3",
+        ]  # fmt: skip
+        with self.output.open("wb") as out:
+            self.proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_up(self, timeout: float = 120) -> set[int]:
+        deadline = time.monotonic() + timeout
+        while "Spillover is up" not in self.output.read_text():
+            assert self.proc.poll() is None, self.output.read_text()
+            assert time.monotonic() < deadline, self.output.read_text()
+            time.sleep(0.1)
+        return descendants(self.proc.pid)
+
+    def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data, headers, method=method)
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "federation.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    u = Up(tmp_path)
+    yield u
+    if u.proc.poll() is None:
+        u.proc.kill()
+        u.proc.wait()
+
+
+def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> None:
+    processes = up.wait_up()
+    assert len(processes) >= 5  # etcd, two agents each with a replica, the edge
+    pinned = {"X-Spillover-Region": "us-east-1"}
+    asked = [up.call("POST", "/v1/apps/worker/sleep?async=true", {"seconds": 1.5}, **pinned)
+             for _ in range(2)]  # fmt: skip
+    # Home us-east-1 (the edge's region), whose one slot is taken: they spill over to eu-west-1.
+    free = [up.call("POST", "/v1/apps/worker/sleep?async=true", {"seconds": 0.2}) for _ in range(2)]
+    ran = {
+        t["id"]: up.call("GET", f"/v1/tasks/{t['id']}/result?wait=30")["region"]
+        for t in asked + free
+    }
+    assert [ran[t["id"]] for t in asked] == ["us-east-1", "us-east-1"]
+    assert {ran[t["id"]] for t in free} == {"eu-west-1"}
+    health = up.call("GET", "/v1/federation/health")
+    assert health["status"] == "ok" and [r["name"] for r in health["regions"]] == [
+        "eu-west-1", "us-east-1"
+    ]  # fmt: skip
+    status = cli("status", "--edge", up.url)
+    assert "federation: ok" in status.stdout and "eu-west-1" in status.stdout
+    spec = up.output.parent / "other.toml"
+    spec.write_text(WORKER_APP.replace('"worker"', '"other"'))
+    deploy = cli("deploy", str(spec), "--edge", up.url)
+    assert deploy.returncode == 0 and "deployed other" in deploy.stdout
+    assert up.call("GET", "/v1/apps/other")["spec"]["app"]["name"] == "other"
+    spec.write_text(WORKER_APP.replace("replica_concurrency = 1", "replica_concurrency = 0"))
+    refused = cli("deploy", str(spec), "--edge", up.url)
+    assert refused.returncode != 0 and "replica_concurrency = 0" in refused.stderr
+
+    up.proc.send_signal(signal.SIGINT)
+    assert up.proc.wait(timeout=60) == 0
+    assert not alive(processes)
+
+
+def test_a_sigkilled_up_leaves_no_process_behind(up: Up) -> None:
+    processes = up.wait_up()
+    up.proc.kill()
+    up.proc.wait()
+    deadline = time.monotonic() + 30
+    while alive(processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(processes)
