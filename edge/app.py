@@ -22,6 +22,7 @@ from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec, parse_spec, parse_toml
 from federation.errors import InvalidConfig, SpilloverError, Unavailable
 from federation.heartbeat import EdgeHeartbeat
+from federation.metrics import FederationMetrics
 from federation.queue import Queue
 from federation.topology import Clusters
 from federation.waiters import TaskWaiters
@@ -57,7 +58,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def _federation(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    clusters = Clusters(config.etcd)
+    clusters = Clusters(config.etcd, FederationMetrics(app[METRICS].registry))
     queue = Queue(clusters)
     view = FederationView(clusters.control, clusters.root)
     waiters = TaskWaiters(queue, [r.name for r in config.regions])

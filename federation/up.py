@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from federation.apps import AppRegistry
 from federation.appspec import NAME_PATTERN, parse_toml
 from federation.errors import InvalidConfig, Unavailable
 from federation.etcd import Etcd
-from federation.etcd_server import LocalEtcd
+from federation.etcd_server import LocalEtcd, free_port
 from federation.keys import DEFAULT_ROOT
 from federation.proc import die_with_parent
 
@@ -75,7 +76,7 @@ def write_configs(
         config = {
             "name": r.name, "lat": r.lat, "lon": r.lon,
             "peers": [p.name for p in regions if p != r],  # take any region's tasks: spillover
-            "app_root": str(app_root), "etcd": etcd,
+            "app_root": str(app_root), "etcd": etcd, "metrics_port": free_port(),
         }  # fmt: skip
         files[r.name] = data / f"{r.name}.toml"
         files[r.name].write_text(tomli_w.dumps(config))
@@ -166,6 +167,9 @@ def _serving(edge_url: str, app: str) -> set[str]:
 
 def banner(regions: list[Region], edge_url: str, data: Path) -> str:
     names = ", ".join(r.name for r in regions)
+    ports = {r.name: tomllib.loads((data / f"{r.name}.toml").read_text())["metrics_port"]
+             for r in regions}  # fmt: skip
+    metrics = " ".join(f"{n}=:{port}" for n, port in ports.items())
     return f"""
 Spillover is up: {len(regions)} regions ({names}), one edge at {edge_url}
 
@@ -175,6 +179,7 @@ Spillover is up: {len(regions)} regions ({names}), one edge at {edge_url}
   curl -s -H 'X-Forwarded-For: 81.2.69.142' {edge_url}/v1/apps/demo/echo -d hi  # from London
   spillover status
 
+Metrics: {edge_url}/metrics, regions {metrics}
 GeoIP: {geoip_db() or "no GeoLite2 City database found (set SPILLOVER_GEOIP_DB)"}
 Logs and data: {data}/   Ctrl-C stops everything.
 """

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
+
 from federation import keys
 from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
@@ -25,6 +27,7 @@ from federation.ready import ReadyView
 from federation.reaper import run_reaper
 from federation.topology import Clusters
 from regional.config import RegionConfig
+from regional.metrics import RegionMetrics
 from regional.pool import Pool
 from regional.replicas import Provider
 
@@ -47,8 +50,10 @@ class Agent:
         provider: Provider,
         *,
         clock: Callable[[], float] = time.time,
+        metrics: RegionMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or RegionMetrics(CollectorRegistry(), config.name)
         self.clusters = clusters
         self.provider = provider
         self.clock = clock
@@ -110,7 +115,8 @@ class Agent:
         return self.config.replicas.get(spec.name, max(spec.scaling.min_replicas, 1))
 
     def _start_app(self, spec: AppSpec) -> None:
-        pool = Pool(spec, self.config.name, self.queue, self.provider, self._desired(spec))
+        desired = self._desired(spec)
+        pool = Pool(spec, self.config.name, self.queue, self.provider, desired, self.metrics)
         view = ReadyView(self.queue, spec.name, self.partitions(spec))
         runner = AppRunner(spec, pool, view)
         loop = asyncio.get_running_loop()
@@ -205,7 +211,9 @@ class Agent:
         while True:
             try:
                 session = await self.claimer.session(self.clusters.control)
-                value = self.heartbeat().model_dump_json().encode()
+                beat = self.heartbeat()
+                self.metrics.load(beat.apps)
+                value = beat.model_dump_json().encode()
                 await self.clusters.control.put(key, value, lease=session.lease)
             except Unavailable as e:
                 log.warning("heartbeat failed: %s", e)

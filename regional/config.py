@@ -22,6 +22,7 @@ class RegionConfig(BaseModel):
     app_root: Path = Path(".")  # where replicas import handlers from
     # Replicas per app until the autoscaler sets them; default max(min_replicas, 1).
     replicas: dict[str, int] = {}
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus, on loopback
     lease_ttl: int = Field(default=5, ge=2, le=60)
     heartbeat_interval: float = Field(default=1.0, gt=0, le=30)
 

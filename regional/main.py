@@ -11,16 +11,24 @@ import signal
 from pathlib import Path
 
 import uvloop
+from prometheus_client import CollectorRegistry, start_http_server
 
+from federation.metrics import FederationMetrics
 from federation.topology import Clusters, load_config
 from regional.agent import Agent
 from regional.config import RegionConfig
+from regional.metrics import RegionMetrics
 from regional.replicas import LocalProcessProvider
 
 
 async def serve(config: RegionConfig) -> None:
-    clusters = Clusters(config.etcd)
-    agent = Agent(config, clusters, LocalProcessProvider(config.app_root.resolve()))
+    registry = CollectorRegistry()
+    clusters = Clusters(config.etcd, FederationMetrics(registry))
+    metrics = RegionMetrics(registry, config.name)
+    if config.metrics_port is not None:
+        start_http_server(config.metrics_port, "127.0.0.1", registry)
+    provider = LocalProcessProvider(config.app_root.resolve())
+    agent = Agent(config, clusters, provider, metrics=metrics)
     task = asyncio.create_task(agent.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

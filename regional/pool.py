@@ -24,6 +24,7 @@ from federation.appspec import AppSpec
 from federation.errors import NotClaimer, Unavailable
 from federation.queue import Claim, Queue
 from federation.task import TaskError
+from regional.metrics import RegionMetrics
 from regional.replicas import Provider, Replica
 from regional.rpc import replica_pb2 as pb
 
@@ -32,9 +33,16 @@ log = logging.getLogger(__name__)
 
 class Pool:
     def __init__(
-        self, spec: AppSpec, region: str, queue: Queue, provider: Provider, desired: int
+        self,
+        spec: AppSpec,
+        region: str,
+        queue: Queue,
+        provider: Provider,
+        desired: int,
+        metrics: RegionMetrics,
     ) -> None:
         self.spec = spec
+        self.metrics = metrics
         self.region = region
         self.queue = queue
         self.provider = provider
@@ -134,6 +142,7 @@ class Pool:
             self._spawn(self._give_back(claim, "no replica free any more"), "give-back")
             return
         replica.busy += 1
+        self.metrics.started(claim.record)
         task = self._spawn(self._run(claim, replica), f"task-{claim.record.id}")
         self.running[claim.record.id] = (task, replica)
 
@@ -156,11 +165,13 @@ class Pool:
                 kind = event.WhichOneof("kind")
                 if kind == "result":
                     self.running.pop(record.id, None)
-                    await self.queue.complete(claim, event.result.body, event.result.content_type)
+                    result = event.result
+                    done = await self.queue.complete(claim, result.body, result.content_type)
+                    self.metrics.finished(done)
                 elif kind == "error":
                     self.running.pop(record.id, None)
                     failure = TaskError(code="handler_error", message=event.error.message)
-                    await self.queue.fail(claim, failure)
+                    self.metrics.finished(await self.queue.fail(claim, failure))
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -188,7 +199,8 @@ class Pool:
             limit = self.spec.scaling.max_runtime
             message = f"ran longer than max_runtime = {limit} s"
             with contextlib.suppress(NotClaimer, Unavailable):
-                await self.queue.fail(claim, TaskError(code="timeout", message=message))
+                failure = TaskError(code="timeout", message=message)
+                self.metrics.finished(await self.queue.fail(claim, failure))
         else:
             # The stream broke: the replica died. Requeue at once, not after a lease timeout.
             log.warning("replica %s lost task %s: %s", replica.id, claim.record.id, e.code())

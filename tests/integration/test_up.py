@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,10 @@ def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> 
     }
     assert [ran[t["id"]] for t in asked] == ["us-east-1", "us-east-1"]
     assert {ran[t["id"]] for t in free} == {"eu-west-1"}
+    config = tomllib.loads((up.output.parent / "data" / "eu-west-1.toml").read_text())
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{config['metrics_port']}/metrics").read()
+    moved = 'spillover_spillover_total{app="worker",from="us-east-1",to="eu-west-1"} 2.0'
+    assert moved in metrics.decode()
     health = up.call("GET", "/v1/federation/health")
     assert health["status"] == "ok" and [r["name"] for r in health["regions"]] == [
         "eu-west-1", "us-east-1"
