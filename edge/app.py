@@ -6,21 +6,33 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import geoip2.database
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from edge import openapi, tasks
+from edge.auth import admin, authenticate, may_use
 from edge.client import Geolocator
 from edge.config import EdgeConfig
-from edge.keys import CLIENTS, CLUSTERS, CONFIG, METRICS, QUEUE, VIEW, WAITERS, Clients
+from edge.keys import (
+    CLIENTS,
+    CLUSTERS,
+    CONFIG,
+    GRANT,
+    METRICS,
+    QUEUE,
+    VIEW,
+    WAITERS,
+    Clients,
+    Handler,
+)
 from edge.metrics import EdgeMetrics
 from edge.state import FederationView
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec, parse_spec, parse_toml
-from federation.errors import InvalidConfig, SpilloverError, Unavailable
+from federation.errors import InvalidConfig, SpilloverError, Unauthorized, Unavailable
 from federation.heartbeat import EdgeHeartbeat
 from federation.metrics import FederationMetrics
 from federation.queue import Queue
@@ -28,7 +40,6 @@ from federation.topology import Clusters
 from federation.waiters import TaskWaiters
 
 log = logging.getLogger(__name__)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
@@ -37,7 +48,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except SpilloverError as e:
-        headers = {"Retry-After": "1"} if isinstance(e, Unavailable) else {}
+        headers = {}
+        if isinstance(e, Unavailable):
+            headers["Retry-After"] = "1"
+        elif isinstance(e, Unauthorized):
+            headers["WWW-Authenticate"] = 'Bearer realm="spillover"'
         return web.json_response(tasks.error_body(e), status=e.status, headers=headers)
     except web.HTTPException as e:
         if e.status < 400:
@@ -71,6 +86,7 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(view.follow_apps()),
         asyncio.create_task(view.follow_regions()),
         asyncio.create_task(view.follow_edges()),
+        asyncio.create_task(view.follow_grants()),
         asyncio.create_task(view.publish(me)),
         asyncio.create_task(waiters.run()),
     ]
@@ -81,6 +97,7 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
 
 
 async def deploy(request: web.Request) -> web.Response:
+    admin(request)
     name = request.match_info["app"]
     try:
         text = (await request.read()).decode()
@@ -109,16 +126,19 @@ def _app_json(request: web.Request, spec: AppSpec) -> dict[str, object]:
 
 
 async def list_apps(request: web.Request) -> web.Response:
-    specs = await request.app[VIEW].registry.list()
+    grant = request[GRANT]
+    specs = [s for s in await request.app[VIEW].registry.list() if grant.may_use(s.name)]
     return web.json_response({"apps": [_app_json(request, s) for s in specs]})
 
 
 async def get_app(request: web.Request) -> web.Response:
+    may_use(request, request.match_info["app"])
     spec = await request.app[VIEW].registry.get(request.match_info["app"])
     return web.json_response(_app_json(request, spec))
 
 
 async def delete_app(request: web.Request) -> web.Response:
+    admin(request)
     await request.app[VIEW].registry.delete(request.match_info["app"])
     return web.Response(status=204)
 
@@ -156,7 +176,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=config.inline_limit)
+    app = web.Application(
+        middlewares=[json_errors, authenticate], client_max_size=config.inline_limit
+    )
     app[CONFIG] = config
     app[METRICS] = EdgeMetrics(registry or CollectorRegistry())
     app.cleanup_ctx.append(_federation)

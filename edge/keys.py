@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from edge.client import Geolocator, client_ip
 from edge.config import EdgeConfig
 from edge.metrics import EdgeMetrics
 from edge.state import FederationView
+from federation.apikeys import Grant
 from federation.queue import Queue
 from federation.topology import Clusters
 from federation.waiters import TaskWaiters
@@ -32,3 +35,6 @@ WAITERS = web.AppKey("waiters", TaskWaiters)
 VIEW = web.AppKey("view", FederationView)
 CLIENTS = web.AppKey("clients", Clients)
 METRICS = web.AppKey("metrics", EdgeMetrics)
+
+GRANT = web.RequestKey("grant", Grant)  # the caller's grant, set by the auth middleware
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.auth import may_use
 from edge.keys import CLIENTS, CONFIG, METRICS, QUEUE, VIEW, WAITERS
 from edge.routing import BadRequest, Point, place
 from federation.errors import PayloadTooLarge, SpilloverError
@@ -82,6 +83,7 @@ async def outcome(request: web.Request, r: TaskRecord) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     config, view = request.app[CONFIG], request.app[VIEW]
     app_name, function = request.match_info["app"], request.match_info["function"]
+    may_use(request, app_name)
     # The followed copy may lag a deploy by a moment: on a miss, ask etcd.
     spec = view.apps.get(app_name) or await view.registry.get(app_name)
     if not _FUNCTION.match(function):
@@ -140,16 +142,22 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _task(request: web.Request) -> TaskRecord:
+    """The task named in the path, if the caller's key covers its app."""
+    record = await request.app[QUEUE].get(request.match_info["id"])
+    may_use(request, record.app)
+    return record
+
+
 async def status(request: web.Request) -> web.Response:
-    return status_response(await request.app[QUEUE].get(request.match_info["id"]))
+    return status_response(await _task(request))
 
 
 async def result(request: web.Request) -> web.Response:
     task_id = request.match_info["id"]
     wait = _wait_param(request)
     async with request.app[WAITERS].subscribe(task_id) as updates:
-        record = await request.app[QUEUE].get(task_id)
-        record = await until_finished(updates, record, wait)
+        record = await until_finished(updates, await _task(request), wait)
     return await outcome(request, record)
 
 
@@ -166,7 +174,8 @@ def _wait_param(request: web.Request) -> float:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    return status_response(await request.app[QUEUE].cancel(request.match_info["id"]))
+    record = await _task(request)
+    return status_response(await request.app[QUEUE].cancel(record.id))
 
 
 def error_body(e: SpilloverError) -> dict[str, Any]:

@@ -56,3 +56,17 @@ class Unavailable(SpilloverError):
 class PayloadTooLarge(SpilloverError):
     status = 413
     code = "payload_too_large"
+
+
+class Unauthorized(SpilloverError):
+    """No API key, or one that is not (or no longer) valid."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(SpilloverError):
+    """A valid key whose grant does not cover the app or the operation."""
+
+    status = 403
+    code = "forbidden"

@@ -5,6 +5,7 @@ Control keyspace (one cluster, low write rate)::
     {root}/apps/{app}                        app spec (JSON)
     {root}/regions/{region}                  a region's heartbeat, under its agent's lease
     {root}/edges/{edge}                      an edge's heartbeat, under its lease
+    {root}/apikeys/{sha256(key)}             an API key's grant (the key itself is never stored)
 
 Partition keyspace (one per home region; each partition lives in the cluster its config names)::
 
@@ -67,6 +68,14 @@ def edge(root: str, edge_id: str) -> bytes:
 
 def edges(root: str) -> bytes:
     return _b(f"{root}/edges/")
+
+
+def apikey(root: str, digest: str) -> bytes:
+    return _b(f"{root}/apikeys/{digest}")
+
+
+def apikeys(root: str) -> bytes:
+    return _b(f"{root}/apikeys/")
 
 
 # -- partition keyspace -------------------------------------------------------------------------

@@ -84,6 +84,7 @@ def write_configs(
         "id": "edge-0",
         "region": regions[0].name,
         "port": port,
+        "auth": False,  # local development: no API keys (`spillover keys` makes them)
         "regions": [{"name": r.name, "lat": r.lat, "lon": r.lon} for r in regions],
         "etcd": etcd,
     }

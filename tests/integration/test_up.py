@@ -4,6 +4,7 @@ with replica subprocesses, an edge), driven over HTTP, stopped by a signal."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -106,9 +107,10 @@ class Up:
             return json.loads(r.read())
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "federation.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=environ)
 
 
 @pytest.fixture
@@ -152,6 +154,13 @@ def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> 
     spec.write_text(WORKER_APP.replace("replica_concurrency = 1", "replica_concurrency = 0"))
     refused = cli("deploy", str(spec), "--edge", up.url)
     assert refused.returncode != 0 and "replica_concurrency = 0" in refused.stderr
+
+    etcd = {"SPILLOVER_ETCD_ENDPOINTS": config["etcd"]["endpoints"][0]}
+    created = cli("keys", "create", "ci", "--apps", "worker", env=etcd)
+    assert created.returncode == 0 and created.stdout.startswith("sk_")
+    assert cli("keys", "list", env=etcd).stdout.split() == ["ci", "worker"]
+    assert cli("keys", "revoke", "ci", env=etcd).returncode == 0
+    assert cli("keys", "list", env=etcd).stdout == ""
 
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(timeout=60) == 0

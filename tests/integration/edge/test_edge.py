@@ -33,8 +33,10 @@ class Edge:
             return r.status, body, r.headers
 
 
-async def start_edge(harness_config: Any) -> Edge:
-    config = EdgeConfig(region=REGION, regions=REGIONS, etcd=harness_config, port=0)
+async def start_edge(harness_config: Any, **settings: Any) -> Edge:
+    config = EdgeConfig(
+        region=REGION, regions=REGIONS, etcd=harness_config, port=0, **{"auth": False, **settings}
+    )
     runner = web.AppRunner(create_app(config))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

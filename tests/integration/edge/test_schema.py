@@ -46,7 +46,7 @@ def edge_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = free_port()
         edge = tmp / "edge.toml"
         edge.write_text(
-            f'region = "us-east-1"\nport = {port}\n'
+            f'region = "us-east-1"\nport = {port}\nauth = false\n'
             '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n' + etcd_toml
         )
         region = tmp / "region.toml"

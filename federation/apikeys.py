@@ -1,0 +1,140 @@
+"""API keys: each grants a set of apps (or every app) and, for admin keys, deploys. Only a
+key's SHA-256 is stored, under ``{root}/apikeys/``; the key is shown once, at creation.
+
+SHA-256 rather than a slow password hash: keys are 256 random bits, so there is nothing to
+brute-force, and the edge checks one on every request.
+
+``spillover keys create|list|revoke`` talks to etcd directly, as etcdctl would: the first admin
+key cannot come from an edge that already demands one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from federation import keys
+from federation.appspec import NAME_PATTERN, describe
+from federation.errors import Conflict, InvalidConfig, NotFound, SpilloverError
+from federation.etcd import KV, Etcd, absent, follow, put
+from federation.topology import Clusters, EtcdConfig
+
+PREFIX = "sk_"
+ALL_APPS = "*"
+
+
+class Grant(BaseModel):
+    """What a key may do."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)  # for humans: list and revoke by name
+    apps: tuple[str, ...] = ()  # app names, or ("*",) for every app
+    admin: bool = False  # may deploy and remove apps; implies every app
+    created_at: float = 0.0
+
+    def may_use(self, app: str) -> bool:
+        return self.admin or ALL_APPS in self.apps or app in self.apps
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+class ApiKeys:
+    def __init__(self, etcd: Etcd, root: str) -> None:
+        self.etcd = etcd
+        self.root = root
+
+    async def create(self, grant: Grant) -> str:
+        """Store a new key's grant; return the key (the only time it exists in clear)."""
+        if any(g.name == grant.name for g in await self.list()):
+            raise Conflict(f"a key named {grant.name!r} exists; revoke it first")
+        key = new_key()
+        stored = grant.model_copy(update={"created_at": time.time()})
+        k = keys.apikey(self.root, digest(key))
+        result = await self.etcd.txn([absent(k)], [put(k, stored.model_dump_json().encode())])
+        if not result.succeeded:  # 256 random bits: never, but never overwrite a grant
+            raise Conflict("key collision; try again")
+        return key
+
+    async def list(self) -> list[Grant]:
+        prefix = keys.apikeys(self.root)
+        kvs, _ = await self.etcd.range_all(prefix, keys.prefix_end(prefix))
+        return sorted((_grant(kv) for kv in kvs), key=lambda g: g.name)
+
+    async def revoke(self, name: str) -> None:
+        prefix = keys.apikeys(self.root)
+        kvs, _ = await self.etcd.range_all(prefix, keys.prefix_end(prefix))
+        found = [kv.key for kv in kvs if _grant(kv).name == name]
+        if not found:
+            raise NotFound(f"no key named {name!r}")
+        for k in found:
+            await self.etcd.delete(k)
+
+    async def follow(self) -> AsyncIterator[dict[str, Grant]]:
+        """digest -> grant, now and after each change (a revoked key stops working at once)."""
+        async for grants in follow(self.etcd, keys.apikeys(self.root), _grant):
+            yield {k.decode().rsplit("/", 1)[1]: g for k, g in grants.items()}
+
+
+def _grant(kv: KV) -> Grant:
+    return Grant.model_validate_json(kv.value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="spillover keys", description="Manage API keys.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="create a key and print it (shown once)")
+    create.add_argument("name")
+    scope = create.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--apps", help="comma list of apps, or * for every app")
+    scope.add_argument("--admin", action="store_true", help="every app, and deploys")
+    sub.add_parser("list", help="list keys (names and grants, never the keys)")
+    revoke = sub.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    args = ap.parse_args(argv)
+    try:
+        asyncio.run(_run(args))
+    except SpilloverError as e:
+        sys.exit(f"spillover keys: {e.message}")
+
+
+async def _run(args: argparse.Namespace) -> None:
+    clusters = Clusters(EtcdConfig.from_env(os.environ))
+    store = ApiKeys(clusters.control, clusters.root)
+    try:
+        if args.command == "create":
+            apps = tuple(a.strip() for a in (args.apps or "").split(",") if a.strip())
+            try:
+                grant = Grant(name=args.name, apps=apps, admin=args.admin)
+            except ValidationError as e:
+                raise InvalidConfig(describe(e)) from None
+            if not grant.admin and not grant.apps:
+                raise InvalidConfig("--apps: name at least one app, or *")
+            print(await store.create(grant))
+        elif args.command == "list":
+            for g in await store.list():
+                scope = "admin" if g.admin else ",".join(g.apps)
+                print(f"{g.name}\t{scope}")
+        else:
+            await store.revoke(args.name)
+            print(f"revoked {args.name}")
+    finally:
+        await clusters.close()
+
+
+if __name__ == "__main__":
+    main()

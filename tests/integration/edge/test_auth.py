@@ -1,0 +1,104 @@
+"""API keys at a real edge: scoped to apps, admin keys deploy, stored hashed, revoked at once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from federation import keys
+from federation.apikeys import ApiKeys, Grant, digest
+from tests.integration.conftest import Harness, worker_spec
+from tests.integration.edge.test_edge import Edge, start_edge
+from tests.waiting import until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def edge(harness: Harness) -> AsyncIterator[Edge]:
+    await harness.apps.put(worker_spec())
+    await harness.apps.put(worker_spec("other"))
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    e = await start_edge(harness.etcd_config, auth=True)
+    yield e
+    await e.http.close()
+    await e.runner.cleanup()
+
+
+@pytest.fixture
+def store(harness: Harness) -> ApiKeys:
+    return ApiKeys(harness.clusters.control, harness.clusters.root)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_no_key_or_an_unknown_one_is_401_and_probes_stay_open(edge: Edge) -> None:
+    for headers in ({}, bearer("sk_not-a-key"), {"Authorization": "Basic eDp5"}):
+        status, body, h = await edge.call(
+            "POST", "/v1/apps/worker/echo", data=b"x", headers=headers
+        )
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+        assert h["WWW-Authenticate"].startswith("Bearer")
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        assert (await edge.call("GET", path))[0] == 200
+
+
+async def test_a_key_reaches_only_its_apps_and_only_admin_keys_deploy(
+    edge: Edge, store: ApiKeys, harness: Harness
+) -> None:
+    user = await store.create(Grant(name="user", apps=("worker",)))
+    root = await store.create(Grant(name="root", admin=True))
+    status, body, headers = await edge.call(
+        "POST", "/v1/apps/worker/echo", data=b"hi", headers=bearer(user)
+    )
+    assert (status, body) == (200, b"hi")
+    task = headers["X-Spillover-Task-Id"]
+    assert (await edge.call("GET", f"/v1/tasks/{task}", headers=bearer(user)))[0] == 200
+    status, body, _ = await edge.call(
+        "POST", "/v1/apps/other/echo", data=b"x", headers=bearer(user)
+    )
+    assert status == 403 and "'other'" in body["error"]["message"]
+    _, listed, _ = await edge.call("GET", "/v1/apps", headers=bearer(user))
+    assert [a["spec"]["app"]["name"] for a in listed["apps"]] == ["worker"]
+    spec = worker_spec("third").model_dump_json()
+    as_json = {"Content-Type": "application/json"}
+    status, body, _ = await edge.call(
+        "PUT", "/v1/apps/third", data=spec, headers={**as_json, **bearer(user)}
+    )
+    assert status == 403 and "admin" in body["error"]["message"]
+    status, _, _ = await edge.call(
+        "PUT", "/v1/apps/third", data=spec, headers={**as_json, **bearer(root)}
+    )
+    assert status == 201
+
+
+async def test_another_apps_task_is_403_for_a_scoped_key(edge: Edge, store: ApiKeys) -> None:
+    owner = await store.create(Grant(name="owner", apps=("worker",)))
+    stranger = await store.create(Grant(name="stranger", apps=("other",)))
+    _, info, _ = await edge.call(
+        "POST", "/v1/apps/worker/echo?async=true", data=b"x", headers=bearer(owner)
+    )
+    for method, path in (("GET", ""), ("GET", "/result"), ("DELETE", "")):
+        status, _, _ = await edge.call(
+            method, f"/v1/tasks/{info['id']}{path}", headers=bearer(stranger)
+        )
+        assert status == 403
+
+
+async def test_keys_are_stored_hashed_and_a_revoked_key_stops_at_once(
+    edge: Edge, store: ApiKeys, harness: Harness
+) -> None:
+    key = await store.create(Grant(name="temp", apps=("*",)))
+    kv = await harness.clusters.control.get(keys.apikey(harness.clusters.root, digest(key)))
+    assert kv is not None and key.encode() not in kv.value
+    assert (await edge.call("GET", "/v1/apps/worker", headers=bearer(key)))[0] == 200
+    await store.revoke("temp")
+
+    async def refused() -> bool:  # the edge's copy follows etcd's watch: milliseconds
+        return (await edge.call("GET", "/v1/apps/worker", headers=bearer(key)))[0] == 401
+
+    await until(refused, timeout=5)
