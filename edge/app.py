@@ -12,7 +12,7 @@ import geoip2.database
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from edge import openapi, tasks
+from edge import events, openapi, tasks
 from edge.auth import admin, authenticate, may_use
 from edge.client import Geolocator
 from edge.config import EdgeConfig
@@ -186,6 +186,7 @@ def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) ->
     app.router.add_get("/v1/tasks/{id}", tasks.status)
     app.router.add_get("/v1/tasks/{id}/result", tasks.result)
     app.router.add_delete("/v1/tasks/{id}", tasks.cancel)
+    app.router.add_get("/v1/tasks/{id}/events", events.events)
     app.router.add_put("/v1/apps/{app}", deploy)
     app.router.add_get("/v1/apps", list_apps)
     app.router.add_get("/v1/apps/{app}", get_app)

@@ -164,6 +164,19 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/tasks/{id}/events": {
+                "get": {
+                    "summary": "Server-sent events: state, progress and log, then the final state",
+                    "parameters": [TASK],
+                    "responses": {
+                        "200": {
+                            "description": "an event stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(403, 404, 503),
+                    },
+                }
+            },
             "/v1/apps": {
                 "get": {
                     "summary": "Deployed apps",

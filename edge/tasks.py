@@ -142,7 +142,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _task(request: web.Request) -> TaskRecord:
+async def task_of(request: web.Request) -> TaskRecord:
     """The task named in the path, if the caller's key covers its app."""
     record = await request.app[QUEUE].get(request.match_info["id"])
     may_use(request, record.app)
@@ -150,14 +150,14 @@ async def _task(request: web.Request) -> TaskRecord:
 
 
 async def status(request: web.Request) -> web.Response:
-    return status_response(await _task(request))
+    return status_response(await task_of(request))
 
 
 async def result(request: web.Request) -> web.Response:
     task_id = request.match_info["id"]
     wait = _wait_param(request)
     async with request.app[WAITERS].subscribe(task_id) as updates:
-        record = await until_finished(updates, await _task(request), wait)
+        record = await until_finished(updates, await task_of(request), wait)
     return await outcome(request, record)
 
 
@@ -174,7 +174,7 @@ def _wait_param(request: web.Request) -> float:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    record = await _task(request)
+    record = await task_of(request)
     return status_response(await request.app[QUEUE].cancel(record.id))
 
 

@@ -12,6 +12,7 @@ Partition keyspace (one per home region; each partition lives in the cluster its
     {root}/q/{p}/tasks/{id}                  the task record: the truth for status lookups
     {root}/q/{p}/payload/{id}                the request body (written once, at enqueue)
     {root}/q/{p}/result/{id}                 the result body (written once, by the fenced complete)
+    {root}/q/{p}/events/{id}                 progress and recent log lines, rewritten as they come
     {root}/q/{p}/ready/{app}/{9-prio}/{enq_ns}/{id}
                                              queue entry while queued; the value is the record, so
                                              a claimer moves the task without reading it. Lexical
@@ -95,6 +96,10 @@ def payload(root: str, p: str, task_id: str) -> bytes:
 
 def result(root: str, p: str, task_id: str) -> bytes:
     return _b(f"{root}/q/{p}/result/{task_id}")
+
+
+def events(root: str, p: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/events/{task_id}")
 
 
 def ready(root: str, p: str, app_name: str, priority: int, enqueued_ns: int, task_id: str) -> bytes:

@@ -8,18 +8,33 @@ only while the claim still holds the claimer's token (fencing), so it is committ
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from federation import keys
 from federation import task as sm
+from federation.aio import cancel_and_wait
 from federation.errors import Conflict, NotClaimer, NotFound, Unavailable
-from federation.etcd import KV, Etcd, Op, absent, delete, get, mod_is, nested, put, value_is
+from federation.etcd import (
+    KV,
+    Etcd,
+    Op,
+    Snapshot,
+    absent,
+    delete,
+    get,
+    mod_is,
+    nested,
+    put,
+    value_is,
+)
+from federation.events import TaskEvents
 from federation.placement import ReadyEntry
 from federation.session import Session
 from federation.task import TaskError, TaskRecord
@@ -321,7 +336,50 @@ class Queue:
                     [delete(kv.key), *self._settle_ops(back)],
                 )
             )
-        return await self._run_batches(etcd, subs, per_sub=6)
+        return await self._run_batches(etcd, subs, per_sub=7)
+
+    # -- progress and log events ---------------------------------------------------------------
+
+    async def put_events(self, task_id: str, events: TaskEvents) -> None:
+        p = sm.partition_of(task_id)
+        await self._etcd(p).put(
+            keys.events(self.root, p, task_id), events.model_dump_json().encode()
+        )
+
+    async def follow(self, task_id: str) -> AsyncIterator[TaskRecord | TaskEvents]:
+        """The task's record and its events, now and after each change (two list-watches,
+        merged). Ends with the terminal record, after the events as they were then."""
+        p = sm.partition_of(task_id)
+        etcd = self._etcd(p)
+        out: asyncio.Queue[TaskRecord | TaskEvents] = asyncio.Queue()
+
+        async def pump(key: bytes, decode: Callable[[bytes], TaskRecord | TaskEvents]) -> None:
+            async for item in etcd.list_watch(key):
+                kvs = item.kvs if isinstance(item, Snapshot) else [item.kv]
+                for kv in kvs:
+                    if kv.key == key and kv.value:  # the prefix matches longer keys too
+                        out.put_nowait(decode(kv.value))
+
+        pumps = [
+            asyncio.create_task(pump(keys.task(self.root, p, task_id), decode)),
+            asyncio.create_task(
+                pump(keys.events(self.root, p, task_id), TaskEvents.model_validate_json)
+            ),
+        ]
+        try:
+            while True:
+                item = await out.get()
+                if isinstance(item, TaskRecord) and item.state.terminal:
+                    # The agent writes the last events before the outcome; the two watches may
+                    # deliver them in either order, so read them once more, then end.
+                    kv = await etcd.get(keys.events(self.root, p, task_id))
+                    if kv is not None:
+                        yield TaskEvents.model_validate_json(kv.value)
+                    yield item
+                    return
+                yield item
+        finally:
+            await cancel_and_wait(pumps)
 
     async def sweep_retention(self, partition: str, retention: float) -> int:
         """Delete finished tasks (record, bodies, idempotency key) ``retention`` s after the end."""
@@ -337,6 +395,7 @@ class Queue:
                 delete(keys.task(root, partition, task_id)),
                 delete(keys.payload(root, partition, task_id)),
                 delete(keys.result(root, partition, task_id)),
+                delete(keys.events(root, partition, task_id)),
             ]
             task_kv = await etcd.get(keys.task(root, partition, task_id))
             if task_kv is not None:
@@ -344,7 +403,7 @@ class Queue:
                 if r.idempotency_key is not None:
                     ops.append(delete(keys.idempotency(root, partition, r.app, r.idempotency_key)))
             subs.append(nested([], ops))
-        return await self._run_batches(etcd, subs, per_sub=6)
+        return await self._run_batches(etcd, subs, per_sub=7)
 
     @staticmethod
     async def _run_batches(etcd: Etcd, subs: list[Op], *, per_sub: int) -> int:

@@ -24,6 +24,7 @@ from federation.appspec import AppSpec
 from federation.errors import NotClaimer, Unavailable
 from federation.queue import Claim, Queue
 from federation.task import TaskError
+from regional.events import EventPublisher
 from regional.metrics import RegionMetrics
 from regional.replicas import Provider, Replica
 from regional.rpc import replica_pb2 as pb
@@ -154,6 +155,7 @@ class Pool:
 
     async def _run(self, claim: Claim, replica: Replica) -> None:
         record = claim.record
+        events: EventPublisher | None = None  # most tasks report none: no extra etcd writes
         try:
             assert replica.stub is not None
             request = pb.RunRequest(
@@ -163,6 +165,15 @@ class Pool:
             call = replica.stub.Run(request, timeout=self.spec.scaling.max_runtime)
             async for event in call:
                 kind = event.WhichOneof("kind")
+                if kind in ("progress", "log"):
+                    events = events or EventPublisher(self.queue, record.id)
+                    if kind == "progress":
+                        events.progress(event.progress.fraction, event.progress.message)
+                    else:
+                        events.line(event.log.line)
+                    continue
+                if events is not None:
+                    await events.close()
                 if kind == "result":
                     self.running.pop(record.id, None)
                     result = event.result
@@ -188,6 +199,8 @@ class Pool:
             # etcd down: our lease will lapse and the reaper requeues the task elsewhere.
             log.warning("task %s: could not write its outcome: %s", record.id, e)
         finally:
+            if events is not None:
+                await events.close()
             self.running.pop(record.id, None)
             replica.busy -= 1
             self._notify()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -232,3 +233,43 @@ async def test_federation_health_shows_the_live_region_the_silent_one_and_this_e
     [worker] = regions[REGION]["apps"]
     assert worker["app"] == "worker" and worker["ready_replicas"] == 1 and worker["slots"] == 4
     assert h["edges"][0]["region"] == REGION
+
+
+async def sse(edge: Edge, task_id: str) -> list[tuple[str, Any]]:
+    """Every event of the task's stream, until the edge ends it."""
+    async with edge.http.get(f"{edge.url}/v1/tasks/{task_id}/events") as r:
+        assert r.status == 200 and r.content_type == "text/event-stream"
+        text = (await r.read()).decode()
+    frames = text.strip().split("\n\n")
+    events = []
+    for f in frames:
+        fields = dict(line.split(": ", 1) for line in f.splitlines() if not line.startswith(":"))
+        if fields:
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+async def test_events_stream_state_progress_and_logs_then_the_final_state(edge: Edge) -> None:
+    _, info, _ = await edge.call("POST", "/v1/apps/worker/nap?async=true", json={"seconds": 1})
+    events = await sse(edge, info["id"])
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "state" and kinds[-1] == "state"
+    assert events[-1][1]["state"] == "succeeded"
+    progress = [d["fraction"] for k, d in events if k == "progress"]
+    assert progress and progress == sorted(progress) and progress[-1] == 1.0
+    # A late reader still gets the last progress, then the final state.
+    late = await sse(edge, info["id"])
+    last = next(d for k, d in reversed(events) if k == "progress")
+    assert late[-1][1]["state"] == "succeeded" and ("progress", last) in late
+
+    _, info, _ = await edge.call("POST", "/v1/apps/worker/sleep?async=true", json={"seconds": 0.3})
+    events = await sse(edge, info["id"])
+    assert ("log", {"seq": 1, "line": "sleeping 0.3"}) in events
+    assert [d["state"] for k, d in events if k == "state"][-1] == "succeeded"
+
+
+async def test_events_of_an_unknown_task_is_a_json_404(edge: Edge) -> None:
+    status, body, _ = await edge.call(
+        "GET", "/v1/tasks/01J00000000000000000000000.us-east-1/events"
+    )
+    assert status == 404 and body["error"]["code"] == "not_found"
