@@ -29,6 +29,7 @@ class EdgeConfig(BaseModel):
     regions: tuple[RegionPoint, ...] = Field(min_length=1)  # every region of the federation
     host: str = "127.0.0.1"
     auth: bool = True  # API keys required under /v1/; false only for local development
+    allow_http_webhooks: bool = False  # webhooks must be https unless this (local development)
     port: int = Field(default=8080, ge=0, le=65535)
     etcd: EtcdConfig = EtcdConfig()
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")

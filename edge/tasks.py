@@ -6,6 +6,7 @@ import re
 import time
 from typing import Any
 
+import yarl
 from aiohttp import web
 
 from edge.auth import may_use
@@ -96,6 +97,7 @@ async def submit(request: web.Request) -> web.Response:
     priority = _header_int(request, "X-Spillover-Priority", 5, 0, 9)
     wait = _header_seconds(request, "X-Spillover-Timeout", config.default_sync_timeout,
                            config.max_sync_timeout)  # fmt: skip
+    webhook = _webhook(request, config.allow_http_webhooks)
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not 1 <= len(idem) <= 255:
         raise BadRequest("Idempotency-Key must be 1 to 255 characters")
@@ -114,6 +116,7 @@ async def submit(request: web.Request) -> web.Response:
         home_region=placed.home, allowed_regions=placed.allowed, priority=priority,
         max_attempts=spec.scaling.max_attempts, created_at=now,
         deadline=now + spec.scaling.response_grace_period, idempotency_key=idem,
+        webhook=webhook,
         content_type=request.headers.get("Content-Type", "application/octet-stream"),
     )  # fmt: skip
     asynchronous = request.query.get("async", "").lower() in ("1", "true") or (
@@ -129,6 +132,23 @@ async def submit(request: web.Request) -> web.Response:
             stored = await request.app[QUEUE].get(stored.id)
         final = await until_finished(updates, stored, wait) if stored.id == record.id else stored
     return await outcome(request, final)
+
+
+def _webhook(request: web.Request, allow_http: bool) -> str | None:
+    raw = request.headers.get("X-Spillover-Webhook")
+    if raw is None:
+        return None
+    try:
+        url = yarl.URL(raw) if len(raw) <= 2048 else None
+    except ValueError:
+        url = None
+    schemes = ("https", "http") if allow_http else ("https",)
+    if url is None or not url.is_absolute() or url.scheme not in schemes or not url.host:
+        raise BadRequest(
+            f"X-Spillover-Webhook = {raw[:100]!r}: must be an absolute {' or '.join(schemes)} "
+            "URL of at most 2048 characters"
+        )
+    return raw
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

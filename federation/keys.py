@@ -6,6 +6,7 @@ Control keyspace (one cluster, low write rate)::
     {root}/regions/{region}                  a region's heartbeat, under its agent's lease
     {root}/edges/{edge}                      an edge's heartbeat, under its lease
     {root}/apikeys/{sha256(key)}             an API key's grant (the key itself is never stored)
+    {root}/webhook-secret                    the federation's webhook signing secret
 
 Partition keyspace (one per home region; each partition lives in the cluster its config names)::
 
@@ -13,6 +14,7 @@ Partition keyspace (one per home region; each partition lives in the cluster its
     {root}/q/{p}/payload/{id}                the request body (written once, at enqueue)
     {root}/q/{p}/result/{id}                 the result body (written once, by the fenced complete)
     {root}/q/{p}/events/{id}                 progress and recent log lines, rewritten as they come
+    {root}/q/{p}/hooked/{id}                 the task's webhook was delivered (or gave up)
     {root}/q/{p}/ready/{app}/{9-prio}/{enq_ns}/{id}
                                              queue entry while queued; the value is the record, so
                                              a claimer moves the task without reading it. Lexical
@@ -79,6 +81,10 @@ def apikeys(root: str) -> bytes:
     return _b(f"{root}/apikeys/")
 
 
+def webhook_secret(root: str) -> bytes:
+    return _b(f"{root}/webhook-secret")
+
+
 # -- partition keyspace -------------------------------------------------------------------------
 
 
@@ -100,6 +106,10 @@ def result(root: str, p: str, task_id: str) -> bytes:
 
 def events(root: str, p: str, task_id: str) -> bytes:
     return _b(f"{root}/q/{p}/events/{task_id}")
+
+
+def hooked(root: str, p: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/hooked/{task_id}")
 
 
 def ready(root: str, p: str, app_name: str, priority: int, enqueued_ns: int, task_id: str) -> bytes:

@@ -336,7 +336,7 @@ class Queue:
                     [delete(kv.key), *self._settle_ops(back)],
                 )
             )
-        return await self._run_batches(etcd, subs, per_sub=7)
+        return await self._run_batches(etcd, subs, per_sub=8)
 
     # -- progress and log events ---------------------------------------------------------------
 
@@ -396,6 +396,7 @@ class Queue:
                 delete(keys.payload(root, partition, task_id)),
                 delete(keys.result(root, partition, task_id)),
                 delete(keys.events(root, partition, task_id)),
+                delete(keys.hooked(root, partition, task_id)),
             ]
             task_kv = await etcd.get(keys.task(root, partition, task_id))
             if task_kv is not None:
@@ -403,7 +404,7 @@ class Queue:
                 if r.idempotency_key is not None:
                     ops.append(delete(keys.idempotency(root, partition, r.app, r.idempotency_key)))
             subs.append(nested([], ops))
-        return await self._run_batches(etcd, subs, per_sub=7)
+        return await self._run_batches(etcd, subs, per_sub=8)
 
     @staticmethod
     async def _run_batches(etcd: Etcd, subs: list[Op], *, per_sub: int) -> int:

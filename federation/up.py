@@ -85,6 +85,7 @@ def write_configs(
         "region": regions[0].name,
         "port": port,
         "auth": False,  # local development: no API keys (`spillover keys` makes them)
+        "allow_http_webhooks": True,
         "regions": [{"name": r.name, "lat": r.lat, "lon": r.lon} for r in regions],
         "etcd": etcd,
     }

@@ -30,6 +30,7 @@ from regional.config import RegionConfig
 from regional.metrics import RegionMetrics
 from regional.pool import Pool
 from regional.replicas import Provider
+from regional.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ class Agent:
                 tg.create_task(self._follow_regions())
                 tg.create_task(self._heartbeat())
                 tg.create_task(run_reaper(self.queue, self.config.partitions))
+                c = self.config
+                hooks = WebhookSender(
+                    self.clusters, c.name, attempts=c.webhook_attempts, backoff=c.webhook_backoff
+                )
+                tg.create_task(hooks.run())
                 for p in self.config.partitions:
                     tg.create_task(self._follow_own_claims(p))
         finally:

@@ -1,0 +1,44 @@
+"""Webhook signatures, as a receiver checks them.
+
+``X-Spillover-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`` — the
+timestamp is signed too, so a receiver can refuse replays older than a few minutes. The secret is
+the federation's (``spillover keys webhook-secret`` prints it), created on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from federation import keys
+from federation.etcd import Etcd, absent, put
+
+HEADER = "X-Spillover-Signature"
+TOLERANCE = 300.0  # seconds a receiver should accept a signature for
+
+
+def sign(secret: bytes, body: bytes, t: int) -> str:
+    mac = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify(secret: bytes, body: bytes, header: str, now: float) -> bool:
+    """What a receiver runs: the signature matches and is fresh."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        t = int(fields["t"])
+    except (ValueError, KeyError):
+        return False
+    fresh = abs(now - t) <= TOLERANCE
+    return fresh and hmac.compare_digest(sign(secret, body, t), header)
+
+
+async def secret(etcd: Etcd, root: str) -> bytes:
+    """The federation's signing secret; the first caller creates it (create-if-absent, so two
+    regions starting at once agree on one)."""
+    key = keys.webhook_secret(root)
+    await etcd.txn([absent(key)], [put(key, secrets.token_hex(32).encode())])
+    kv = await etcd.get(key)
+    assert kv is not None
+    return kv.value
