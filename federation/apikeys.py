@@ -4,8 +4,8 @@ key's SHA-256 is stored, under ``{root}/apikeys/``; the key is shown once, at cr
 SHA-256 rather than a slow password hash: keys are 256 random bits, so there is nothing to
 brute-force, and the edge checks one on every request.
 
-``spillover keys create|list|revoke`` talks to etcd directly, as etcdctl would: the first admin
-key cannot come from an edge that already demands one.
+``spillover keys create|list|revoke|webhook-secret`` talks to etcd directly, as etcdctl would:
+the first admin key cannot come from an edge that already demands one.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from federation import keys
+from federation import keys, webhooks
 from federation.appspec import NAME_PATTERN, describe
 from federation.errors import Conflict, InvalidConfig, NotFound, SpilloverError
 from federation.etcd import KV, Etcd, absent, follow, put
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("list", help="list keys (names and grants, never the keys)")
     revoke = sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
+    sub.add_parser("webhook-secret", help="print the secret webhooks are signed with")
     args = ap.parse_args(argv)
     try:
         asyncio.run(_run(args))
@@ -129,9 +130,11 @@ async def _run(args: argparse.Namespace) -> None:
             for g in await store.list():
                 scope = "admin" if g.admin else ",".join(g.apps)
                 print(f"{g.name}\t{scope}")
-        else:
+        elif args.command == "revoke":
             await store.revoke(args.name)
             print(f"revoked {args.name}")
+        else:
+            print((await webhooks.secret(clusters.control, clusters.root)).decode())
     finally:
         await clusters.close()
 

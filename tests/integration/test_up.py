@@ -161,6 +161,7 @@ def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> 
     assert cli("keys", "list", env=etcd).stdout.split() == ["ci", "worker"]
     assert cli("keys", "revoke", "ci", env=etcd).returncode == 0
     assert cli("keys", "list", env=etcd).stdout == ""
+    assert len(cli("keys", "webhook-secret", env=etcd).stdout.strip()) == 64
 
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(timeout=60) == 0
