@@ -20,6 +20,7 @@ from edge.keys import (
     CLIENTS,
     CLUSTERS,
     CONFIG,
+    DRAINING,
     GRANT,
     METRICS,
     QUEUE,
@@ -94,6 +95,12 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
     await cancel_and_wait(background)
     geo.close()
     await clusters.close()
+
+
+async def _drain(app: web.Application) -> None:
+    """Shutdown, after the listener closed and before in-flight handlers are awaited: cut
+    synchronous waits short (they answer 202 with the task id after ``drain_grace``)."""
+    app[DRAINING].set()
 
 
 async def deploy(request: web.Request) -> web.Response:
@@ -181,6 +188,8 @@ def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) ->
     )
     app[CONFIG] = config
     app[METRICS] = EdgeMetrics(registry or CollectorRegistry())
+    app[DRAINING] = asyncio.Event()
+    app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_federation)
     app.router.add_post("/v1/apps/{app}/{function}", tasks.submit)
     app.router.add_get("/v1/tasks/{id}", tasks.status)

@@ -6,7 +6,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from federation.appspec import NAME_PATTERN
 from federation.topology import EtcdConfig
@@ -28,6 +28,8 @@ class EdgeConfig(BaseModel):
     )  # where this edge stands; home of clients we cannot place
     regions: tuple[RegionPoint, ...] = Field(min_length=1)  # every region of the federation
     host: str = "127.0.0.1"
+    tls_cert: Path | None = None  # PEM chain; without it, plain HTTP, on loopback only
+    tls_key: Path | None = None
     auth: bool = True  # API keys required under /v1/; false only for local development
     allow_http_webhooks: bool = False  # webhooks must be https unless this (local development)
     port: int = Field(default=8080, ge=0, le=65535)
@@ -36,11 +38,33 @@ class EdgeConfig(BaseModel):
     geoip_db: Path | None = None  # a GeoLite2 City database; without one, clients have no location
     default_sync_timeout: float = Field(default=60, gt=0)  # X-Spillover-Timeout when absent
     max_sync_timeout: float = Field(default=300, gt=0)
+    # On shutdown, synchronous waits get this long to finish, then answer 202 with the task id.
+    drain_grace: float = Field(default=5, ge=0, le=60)
     inline_limit: int = Field(default=1 << 20, ge=1, le=1 << 20)  # etcd refuses requests > 1.5 MiB
+
+    @model_validator(mode="after")
+    def _tls_or_loopback(self) -> EdgeConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both or neither")
+        if self.tls_cert is None and not _loopback(self.host):
+            raise ValueError(
+                f"host = {self.host!r}: plain HTTP is for loopback only; set tls_cert and tls_key"
+            )
+        return self
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "http" if self.tls_cert is None else "https"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(n) for n in self.trusted_proxies)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

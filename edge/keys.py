@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -36,5 +37,6 @@ VIEW = web.AppKey("view", FederationView)
 CLIENTS = web.AppKey("clients", Clients)
 METRICS = web.AppKey("metrics", EdgeMetrics)
 
+DRAINING = web.AppKey("draining", asyncio.Event)  # set when the edge starts shutting down
 GRANT = web.RequestKey("grant", Grant)  # the caller's grant, set by the auth middleware
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

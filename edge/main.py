@@ -12,6 +12,7 @@ from aiohttp import web
 
 from edge.app import create_app
 from edge.config import EdgeConfig
+from edge.tls import server_context
 from federation.topology import load_config
 
 
@@ -23,8 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(EdgeConfig, args.config, os.environ)
     # run_app installs the signal handlers and shuts down through AppRunner.cleanup().
     web.run_app(
-        create_app(config), host=config.host, port=config.port, loop=uvloop.new_event_loop()
-    )
+        create_app(config), host=config.host, port=config.port,
+        ssl_context=server_context(config), loop=uvloop.new_event_loop(),
+        shutdown_timeout=config.drain_grace + 5,  # sync waits answer 202 after drain_grace
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

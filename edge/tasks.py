@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -10,8 +11,9 @@ import yarl
 from aiohttp import web
 
 from edge.auth import may_use
-from edge.keys import CLIENTS, CONFIG, METRICS, QUEUE, VIEW, WAITERS
+from edge.keys import CLIENTS, CONFIG, DRAINING, METRICS, QUEUE, VIEW, WAITERS
 from edge.routing import BadRequest, Point, place
+from federation.aio import cancel_and_wait
 from federation.errors import PayloadTooLarge, SpilloverError
 from federation.task import State, TaskRecord, TaskStatus, new_task_id
 from federation.waiters import until_finished
@@ -128,9 +130,9 @@ async def submit(request: web.Request) -> web.Response:
             request.app[METRICS].submitted.labels(app_name, placed.home).inc()
         if asynchronous:
             return status_response(stored, 202, Location=f"/v1/tasks/{stored.id}")
-        if stored.id != record.id:  # an idempotent retry: follow the first task
-            stored = await request.app[QUEUE].get(stored.id)
-        final = await until_finished(updates, stored, wait) if stored.id == record.id else stored
+        if stored.id != record.id:  # an idempotent retry: answer with the first task as it is
+            return await outcome(request, await request.app[QUEUE].get(stored.id))
+        final = await wait_finished(request, updates, stored, wait)
     return await outcome(request, final)
 
 
@@ -149,6 +151,30 @@ def _webhook(request: web.Request, allow_http: bool) -> str | None:
             "URL of at most 2048 characters"
         )
     return raw
+
+
+async def wait_finished(
+    request: web.Request, updates: asyncio.Queue[TaskRecord], record: TaskRecord, wait: float
+) -> TaskRecord:
+    """Wait up to ``wait`` s for the task to finish — cut short when the edge shuts down: after
+    ``drain_grace`` more seconds the caller gets the task as it stands (202 + Location)."""
+    grace = request.app[CONFIG].drain_grace
+    draining = request.app[DRAINING]
+
+    async def cut_short() -> None:
+        await draining.wait()
+        await asyncio.sleep(grace)
+
+    waiting = asyncio.create_task(until_finished(updates, record, wait))
+    cutter = asyncio.create_task(cut_short())
+    try:
+        await asyncio.wait([waiting, cutter], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await cancel_and_wait([cutter])
+    if waiting.done():
+        return waiting.result()
+    await cancel_and_wait([waiting])
+    return await request.app[QUEUE].get(record.id)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -177,7 +203,7 @@ async def result(request: web.Request) -> web.Response:
     task_id = request.match_info["id"]
     wait = _wait_param(request)
     async with request.app[WAITERS].subscribe(task_id) as updates:
-        record = await until_finished(updates, await task_of(request), wait)
+        record = await wait_finished(request, updates, await task_of(request), wait)
     return await outcome(request, record)
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from edge.app import create_app
 from edge.config import EdgeConfig, RegionPoint
+from edge.tls import server_context
 from federation.etcd_server import LocalEtcd
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.waiting import until
@@ -40,10 +41,12 @@ async def start_edge(harness_config: Any, **settings: Any) -> Edge:
     )
     runner = web.AppRunner(create_app(config))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    tls = server_context(config)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1]
-    return Edge(runner, f"http://127.0.0.1:{port}", aiohttp.ClientSession())
+    scheme = "http" if tls is None else "https"
+    return Edge(runner, f"{scheme}://127.0.0.1:{port}", aiohttp.ClientSession())
 
 
 @pytest.fixture
@@ -219,8 +222,10 @@ async def test_federation_health_shows_the_live_region_the_silent_one_and_this_e
         assert status == 200
         return body  # type: ignore[no-any-return]
 
-    async def listed() -> bool:
-        return bool((await health())["edges"])
+    async def listed() -> bool:  # this edge, and a heartbeat sent since the replica is ready
+        h = await health()
+        loads = [a for r in h["regions"] for a in r["apps"]]
+        return bool(h["edges"]) and [a["ready_replicas"] for a in loads] == [1]
 
     await until(listed)
     h = await health()
