@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -184,6 +185,7 @@ async def test_health_ready_and_metrics(edge: Edge) -> None:
     status, text, _ = await edge.call("GET", "/metrics")
     assert status == 200
     assert b'spillover_tasks_submitted_total{app="worker",region="us-east-1"} 1.0' in text
+    assert b'spillover_etcd_request_seconds_count{op="txn"}' in text
 
 
 async def test_etcd_down_is_503_with_retry_after_and_nothing_acknowledged(
@@ -278,3 +280,55 @@ async def test_events_of_an_unknown_task_is_a_json_404(edge: Edge) -> None:
         "GET", "/v1/tasks/01J00000000000000000000000.us-east-1/events"
     )
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+async def test_priority_and_sync_timeout_headers(edge: Edge) -> None:
+    status, info, _ = await edge.call(
+        "POST", "/v1/apps/worker/echo?async=true", data=b"x",
+        headers={"X-Spillover-Priority": "9"},
+    )  # fmt: skip
+    assert status == 202 and info["priority"] == 9
+    started = asyncio.get_running_loop().time()
+    status, info, headers = await edge.call(
+        "POST", "/v1/apps/worker/sleep", json={"seconds": 5},
+        headers={"X-Spillover-Timeout": "0.3"},
+    )  # fmt: skip
+    assert status == 202 and headers["Location"] == f"/v1/tasks/{info['id']}"
+    assert asyncio.get_running_loop().time() - started < 4  # answered, not run to the end
+    await edge.call("DELETE", f"/v1/tasks/{info['id']}")
+
+
+async def test_pins_reach_the_task_record(edge: Edge) -> None:
+    pinned = {"X-Spillover-Region": REGION}
+    _, info, _ = await edge.call(
+        "POST", "/v1/apps/worker/echo?async=true", data=b"x", headers=pinned
+    )
+    assert info["pinned"] is True and info["home_region"] == REGION
+    outside = {"X-Spillover-Region": "eu-west-1"}  # worker runs in us-east-1 only
+    status, body, _ = await edge.call("POST", "/v1/apps/worker/echo", data=b"x", headers=outside)
+    assert status == 400 and "eu-west-1" in body["error"]["message"]
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+async def test_an_oversized_streamed_body_is_413_without_being_buffered(edge: Edge) -> None:
+    """256 MiB, chunked (no Content-Length to refuse up front): the edge stops reading at the
+    app's limit, so this process's peak RSS does not grow by anything like the body."""
+    before = peak_rss_mib()
+
+    async def body() -> Any:
+        chunk = b"x" * (1 << 20)
+        for _ in range(256):
+            yield chunk
+
+    try:
+        status, err, _ = await edge.call("POST", "/v1/apps/worker/echo", data=body())
+        assert status == 413 and err["error"]["code"] == "payload_too_large"
+    except aiohttp.ClientError:
+        pass  # the edge may close the connection while the client is still sending
+    assert peak_rss_mib() - before < 64
