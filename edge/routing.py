@@ -71,9 +71,18 @@ def place(
     """``known`` maps every region of the federation to its coordinates; ``healthy`` are those
     with a live heartbeat; ``app_regions`` are the app's placement regions (empty: all)."""
     allowed = parse_regions("X-Spillover-Region", pin, known) if pin is not None else ()
+    if allowed and app_regions:
+        # A pin outside the app's regions could never run: say so now, not after a timeout.
+        allowed = tuple(r for r in allowed if r in app_regions)
+        if not allowed:
+            raise BadRequest(
+                f"X-Spillover-Region = {pin!r}: the app runs only in {', '.join(app_regions)}"
+            )
     if prefer is not None:
         (preferred,) = parse_regions("X-Spillover-Prefer-Region", prefer, known)[:1]
-        if not allowed or preferred in allowed:
+        # A soft pin the app cannot honour is only a preference: fall through to the nearest.
+        runs_there = not app_regions or preferred in app_regions
+        if runs_there and (not allowed or preferred in allowed):
             return Placement(preferred, allowed)
     candidates = allowed or app_regions or tuple(known)
     candidates = tuple(r for r in candidates if r in known)

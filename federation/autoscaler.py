@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from federation.appspec import ScalingSection
 
-STABLE_WINDOW = 60.0  # seconds averaged for ordinary decisions (Knative's stable window)
+STABLE_WINDOW = 60.0  # at most, seconds averaged for ordinary decisions (Knative's stable window)
 PANIC_WINDOW = 6.0  # seconds whose peak scales up at once (Knative's panic window)
 
 
@@ -29,6 +29,9 @@ class Snapshot:
     busy_slots: int  # running tasks
     queued: int
     oldest_wait: float  # seconds the oldest of ``queued`` has waited; 0 when none
+    # Of ``queued``, those homed here (or whose home region is down). Only these start a region
+    # from zero: other regions' overflow is absorbed by warm capacity, not a cold start everywhere.
+    queued_home: int = 0
     requests_per_second: float = 0.0  # tasks started per second, over the last tick
     cpu: float = 0.0  # utilisation of the ready replicas, 0..1, averaged
     memory: float = 0.0
@@ -50,6 +53,8 @@ class Decision:
 
 def wanted(s: Snapshot, c: ScalingSection, current: int) -> float:
     """Replicas the metric asks for right now (fractional; the caller rounds up)."""
+    if current == 0:
+        s = replace(s, queued=s.queued_home)
     target = c.scaling_target / 100
     if c.scaling_metric == "concurrency_utilization":
         return (s.busy_slots + s.queued) / (c.replica_concurrency * target)
@@ -59,13 +64,15 @@ def wanted(s: Snapshot, c: ScalingSection, current: int) -> float:
         return s.requests_per_second / c.scaling_target + s.queued / c.replica_concurrency
     utilisation = s.cpu if c.scaling_metric == "cpu_utilization" else s.memory
     # Kubernetes' HPA formula: scale the current count by how far utilisation is from target.
-    return current * utilisation / target + s.queued / c.replica_concurrency
+    return max(current, 1) * utilisation / target + s.queued / c.replica_concurrency
 
 
 def decide(s: Snapshot, c: ScalingSection, state: State, now: float) -> tuple[Decision, State]:
     current = state.desired if state.desired is not None else s.replicas
-    raw = wanted(s, c, max(current, 1))
-    samples = (*(x for x in state.samples if x[0] > now - STABLE_WINDOW), (now, raw))
+    raw = wanted(s, c, current)
+    # A short cooldown asks for quick reactions: the stable window is never longer than it.
+    window = min(STABLE_WINDOW, max(PANIC_WINDOW, c.cooldown))
+    samples = (*(x for x in state.samples if x[0] > now - window), (now, raw))
     stable = math.ceil(_mean(samples) - 1e-9)
     # Up fast: the panic window's peak, so a jump counts the second it shows (Knative averages
     # its panic window; a burst of long GPU tasks should not wait for the average to catch up).
@@ -75,13 +82,13 @@ def decide(s: Snapshot, c: ScalingSection, state: State, now: float) -> tuple[De
     target, reason = max(stable, floor), "stable demand"
     if panic > target:
         target, reason = panic, "demand jumped (panic window)"
-    if s.queued and s.oldest_wait >= c.queue_time_threshold:
+    if s.queued and current and s.oldest_wait >= c.queue_time_threshold:
         # A task waited too long: capacity for everything now, without the target's headroom.
         full = max(current + 1, math.ceil((s.busy_slots + s.queued) / c.replica_concurrency))
         if full > target:
             target, reason = full, f"a task waited {s.oldest_wait:.1f} s ≥ queue_time_threshold"
-    if s.queued and target == 0:
-        target, reason = 1, "scale from zero: a task is queued"
+    if s.queued_home and target == 0:
+        target, reason = 1, "scale from zero: a task is queued here"
     target = min(max(target + c.scaling_buffer, c.min_replicas), c.max_replicas)
 
     state = replace(state, samples=samples)

@@ -7,6 +7,7 @@ Control keyspace (one cluster, low write rate)::
     {root}/edges/{edge}                      an edge's heartbeat, under its lease
     {root}/apikeys/{sha256(key)}             an API key's grant (the key itself is never stored)
     {root}/webhook-secret                    the federation's webhook signing secret
+    {root}/leaders/{region}                  the agent that decides the region's scaling, leased
 
 Partition keyspace (one per home region; each partition lives in the cluster its config names)::
 
@@ -79,6 +80,10 @@ def apikey(root: str, digest: str) -> bytes:
 
 def apikeys(root: str) -> bytes:
     return _b(f"{root}/apikeys/")
+
+
+def leader(root: str, region_name: str) -> bytes:
+    return _b(f"{root}/leaders/{region_name}")
 
 
 def webhook_secret(root: str) -> bytes:

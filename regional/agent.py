@@ -26,6 +26,7 @@ from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import run_reaper
 from federation.topology import Clusters
+from regional.autoscale import run_autoscaler
 from regional.config import RegionConfig
 from regional.metrics import RegionMetrics
 from regional.pool import Pool
@@ -90,6 +91,8 @@ class Agent:
                     self.clusters, c.name, attempts=c.webhook_attempts, backoff=c.webhook_backoff
                 )
                 tg.create_task(hooks.run())
+                if c.autoscale:
+                    tg.create_task(run_autoscaler(self))
                 for p in self.config.partitions:
                     tg.create_task(self._follow_own_claims(p))
         finally:
@@ -112,13 +115,18 @@ class Agent:
                     self._start_app(spec)
                 elif runner.spec != spec:
                     runner.spec = runner.pool.spec = spec  # scaling and limits apply at once
-                    runner.pool.scale_to(self._desired(spec))
+                    s, pool = spec.scaling, runner.pool
+                    pinned = self.config.replicas.get(name)
+                    bounded = min(max(pool.desired, s.min_replicas), s.max_replicas)
+                    pool.scale_to(bounded if pinned is None else pinned)
 
     def _regions_of(self, spec: AppSpec) -> tuple[str, ...]:
         return spec.placement.regions or (self.config.name,)
 
     def _desired(self, spec: AppSpec) -> int:
-        return self.config.replicas.get(spec.name, max(spec.scaling.min_replicas, 1))
+        """Where a pool starts: pinned, else min_replicas (the autoscaler moves it from there;
+        with min_replicas = 0 the first task homed here starts one)."""
+        return self.config.replicas.get(spec.name, spec.scaling.min_replicas)
 
     def _start_app(self, spec: AppSpec) -> None:
         desired = self._desired(spec)

@@ -20,7 +20,9 @@ class RegionConfig(BaseModel):
     peers: tuple[str, ...] = ()
     etcd: EtcdConfig = EtcdConfig()
     app_root: Path = Path(".")  # where replicas import handlers from
-    # Replicas per app until the autoscaler sets them; default max(min_replicas, 1).
+    # The autoscaler sizes each app's pool within its spec's min/max; an app listed here is
+    # pinned to that many replicas instead. With autoscale off, unpinned apps run min_replicas.
+    autoscale: bool = True
     replicas: dict[str, int] = {}
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus, on loopback
     webhook_attempts: int = Field(default=8, ge=1, le=20)

@@ -45,6 +45,11 @@ class RegionMetrics:
             registry=registry,
         )  # fmt: skip
 
+        self.desired = Gauge(
+            "spillover_autoscaler_desired_replicas", "Replicas the autoscaler asks for",
+            labels, registry=registry,
+        )  # fmt: skip
+
     def started(self, record: TaskRecord) -> None:
         if record.started_at is not None:
             self.queue_wait.labels(record.app, self.region).observe(

@@ -55,6 +55,7 @@ class Pool:
         self.capacity = asyncio.Event()  # for the dispatcher: a slot may have freed
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping: set[str] = set()  # replicas a stop was sent to
+        self.started = 0  # tasks dispatched, ever: the autoscaler's request rate
 
     # -- capacity ----------------------------------------------------------------------------
 
@@ -143,6 +144,7 @@ class Pool:
             self._spawn(self._give_back(claim, "no replica free any more"), "give-back")
             return
         replica.busy += 1
+        self.started += 1
         self.metrics.started(claim.record)
         task = self._spawn(self._run(claim, replica), f"task-{claim.record.id}")
         self.running[claim.record.id] = (task, replica)

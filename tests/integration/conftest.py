@@ -52,9 +52,10 @@ class Harness:
         self._bg = [asyncio.create_task(self.waiters.run())]
 
     async def start_agent(self, **config: Any) -> Agent:
+        # The autoscaler is off unless a test asks: these tests count slots and replicas.
         cfg = RegionConfig(
             name=REGION, lat=39.0, lon=-77.5, etcd=self.etcd_config, app_root=REPO,
-            lease_ttl=2, heartbeat_interval=0.2, **config,
+            lease_ttl=2, heartbeat_interval=0.2, **{"autoscale": False, **config},
         )  # fmt: skip
         agent = Agent(cfg, Clusters(self.etcd_config), LocalProcessProvider(REPO))
         self.agents.append((agent, asyncio.create_task(agent.run())))

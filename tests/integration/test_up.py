@@ -30,6 +30,7 @@ handler = "tests.apps.worker:Worker"
 [scaling]
 replica_concurrency = 1
 min_replicas = 1
+max_replicas = 1  # one slot per region, so where each task runs is known
 
 [placement]
 spillover_after = 0.3

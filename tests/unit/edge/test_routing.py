@@ -49,6 +49,16 @@ def test_app_regions_bound_the_choice() -> None:
     assert p(client=LONDON, app_regions=("us-east-1", "ap-south-1")).home == "us-east-1"
 
 
+def test_pins_outside_the_apps_regions() -> None:
+    app = ("us-east-1", "ap-south-1")
+    with pytest.raises(BadRequest, match="runs only in us-east-1, ap-south-1"):
+        p(pin="eu-west-1", app_regions=app)
+    narrowed = p(pin="eu-west-1,ap-south-1", app_regions=app)
+    assert narrowed.allowed == ("ap-south-1",) and narrowed.home == "ap-south-1"
+    # A soft pin it cannot honour is dropped, not an error.
+    assert p(prefer="eu-west-1", client=LONDON, app_regions=app).home == "us-east-1"
+
+
 @pytest.mark.parametrize("header", ["pin", "prefer"])
 @pytest.mark.parametrize("value", ["mars-1", "", " , ", "EU_WEST"])
 def test_unknown_or_malformed_regions_are_400s_naming_the_header(header: str, value: str) -> None:

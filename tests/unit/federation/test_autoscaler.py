@@ -57,9 +57,13 @@ def test_an_old_task_forces_scale_out_even_below_the_target() -> None:
     assert d.desired == 2 and "queue_time_threshold" in d.reason
 
 
-def test_scale_from_zero_starts_one_at_once() -> None:
-    d, _ = decide(snap(replicas=0, queued=1), scaling(), State(desired=0), 0.0)
+def test_scale_from_zero_starts_one_at_once_for_a_task_homed_here_only() -> None:
+    home = Snapshot(replicas=0, busy_slots=0, queued=1, oldest_wait=0.0, queued_home=1)
+    d, _ = decide(home, scaling(), State(desired=0), 0.0)
     assert d.desired == 1
+    overflow = Snapshot(replicas=0, busy_slots=0, queued=9, oldest_wait=30.0, queued_home=0)
+    d, _ = decide(overflow, scaling(), State(desired=0), 0.0)
+    assert d.desired == 0  # another region's tasks: not a reason to cold-start here
 
 
 def test_scale_in_waits_for_cooldown_then_steps_one_at_a_time() -> None:
