@@ -26,6 +26,7 @@ class Snapshot:
     own, and other regions' once they have waited spillover_after): queued work is demand."""
 
     replicas: int  # live (starting or ready), not draining
+    starting: int  # of ``replicas``, those still loading their model
     busy_slots: int  # running tasks
     queued: int
     oldest_wait: float  # seconds the oldest of ``queued`` has waited; 0 when none
@@ -82,8 +83,9 @@ def decide(s: Snapshot, c: ScalingSection, state: State, now: float) -> tuple[De
     target, reason = max(stable, floor), "stable demand"
     if panic > target:
         target, reason = panic, "demand jumped (panic window)"
-    if s.queued and current and s.oldest_wait >= c.queue_time_threshold:
-        # A task waited too long: capacity for everything now, without the target's headroom.
+    if s.queued and current and not s.starting and s.oldest_wait >= c.queue_time_threshold:
+        # A task waited too long and no replica is on its way: capacity for everything now,
+        # without the target's headroom (and at least one more replica).
         full = max(current + 1, math.ceil((s.busy_slots + s.queued) / c.replica_concurrency))
         if full > target:
             target, reason = full, f"a task waited {s.oldest_wait:.1f} s ≥ queue_time_threshold"
@@ -96,16 +98,21 @@ def decide(s: Snapshot, c: ScalingSection, state: State, now: float) -> tuple[De
         return _change(state, target, now, reason)
     if target == current:
         return Decision(current, "steady"), replace(state, desired=current, lower_since=None)
-    # Slow down: only after ``cooldown`` seconds of lower demand, and one replica at a time.
+    # Slow down: only after ``cooldown`` seconds of lower demand (and as long since the last
+    # scale-out), then one replica per tick while demand stays lower, so an overshoot after a
+    # burst (say 29 replicas for a backlog of 80) comes back in seconds, not 26 cooldowns.
     lower_since = state.lower_since if state.lower_since is not None else now
     state = replace(state, lower_since=lower_since, desired=current)
     quiet = min(now - lower_since, now - state.changed_at)
     if quiet < c.cooldown:
         return Decision(current, f"lower demand for {quiet:.0f} s < cooldown"), state
-    return _change(state, current - 1, now, "lower demand for a cooldown: one step in")
+    return Decision(current - 1, "lower demand for a cooldown: one step in"), replace(
+        state, desired=current - 1
+    )
 
 
 def _change(state: State, desired: int, now: float, reason: str) -> tuple[Decision, State]:
+    """A scale-out: it also restarts the wait for lower demand."""
     return Decision(desired, reason), replace(
         state, desired=desired, changed_at=now, lower_since=None
     )

@@ -33,6 +33,7 @@ def snapshot(agent: Agent, runner: AppRunner, started: int, now: float) -> Snaps
     pool = runner.pool
     return Snapshot(
         replicas=sum(not r.draining for r in pool.replicas) + pool.starting,
+        starting=pool.starting,
         busy_slots=pool.busy_slots,
         queued=len(waiting),
         oldest_wait=max((now - e.record.created_at for e in waiting), default=0.0),
