@@ -41,6 +41,8 @@ unit: deps
 bench: deps
 	$(PY) -m benchmarks.queue
 	$(PY) -m benchmarks.regional
+	$(PY) -m benchmarks.edge
+	$(PY) -m benchmarks.autoscale_sim
 
 clean:
 	rm -rf $(VENV) .spillover .pytest_cache .mypy_cache .ruff_cache
