@@ -94,3 +94,15 @@ def place(
     if edge_region in up:
         return Placement(edge_region, allowed)
     return Placement(nearest(up, known.get(edge_region, known[up[0]]), known), allowed)
+
+
+def fallbacks(
+    placed: Placement, known: Mapping[str, Point], app_regions: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """Where else the task may be stored when its home partition's etcd is unreachable: the
+    other regions it may run in (its allowed set when pinned, else the app's), nearest to its
+    home first. A task pinned to one region has none: it gets 503, never a silent move."""
+    candidates = placed.allowed or app_regions or tuple(known)
+    others = tuple(r for r in candidates if r != placed.home and r in known)
+    home = known[placed.home]
+    return tuple(sorted(others, key=lambda r: (distance_km(home, known[r]), r)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import re
 import time
 from typing import Any
@@ -11,13 +13,14 @@ import yarl
 from aiohttp import web
 
 from edge.auth import may_use
-from edge.keys import CLIENTS, CONFIG, DRAINING, METRICS, QUEUE, VIEW, WAITERS
-from edge.routing import BadRequest, Point, place
+from edge.keys import CLIENTS, CLUSTERS, CONFIG, DRAINING, METRICS, QUEUE, VIEW, WAITERS
+from edge.routing import BadRequest, Point, fallbacks, place
 from federation.aio import cancel_and_wait
-from federation.errors import PayloadTooLarge, SpilloverError
+from federation.errors import PayloadTooLarge, SpilloverError, Unreachable
 from federation.task import State, TaskRecord, TaskStatus, new_task_id
 from federation.waiters import until_finished
 
+log = logging.getLogger(__name__)
 _FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # How a finished task that did not succeed answers GET .../result (and a sync submit).
 _FAILURE_STATUS = {"handler_error": 500, "replica_lost": 502, "timeout": 504, "expired": 504,
@@ -113,28 +116,54 @@ async def submit(request: web.Request) -> web.Response:
         edge_region=config.region, known=known,
         healthy=frozenset(view.heartbeats), app_regions=spec.placement.regions,
     )  # fmt: skip
-    now = time.time()
-    record = TaskRecord(
-        id=new_task_id(placed.home), app=app_name, function=function,
-        home_region=placed.home, allowed_regions=placed.allowed, priority=priority,
-        max_attempts=spec.scaling.max_attempts, created_at=now,
-        deadline=now + spec.scaling.response_grace_period, idempotency_key=idem,
-        webhook=webhook,
-        content_type=request.headers.get("Content-Type", "application/octet-stream"),
-    )  # fmt: skip
     asynchronous = request.query.get("async", "").lower() in ("1", "true") or (
         "respond-async" in request.headers.get("Prefer", "").lower()
     )
-    async with request.app[WAITERS].subscribe(record.id) as updates:
-        stored, created = await request.app[QUEUE].enqueue(record, body)
+    # The home partition first; if its etcd cannot be reached (the task was certainly not
+    # stored), the nearest other region the task may run in. Pinned to one region: 503.
+    homes = _one_per_cluster(
+        request, (placed.home, *fallbacks(placed, known, spec.placement.regions))
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        for i, home in enumerate(homes):
+            now = time.time()
+            record = TaskRecord(
+                id=new_task_id(home), app=app_name, function=function,
+                home_region=home, allowed_regions=placed.allowed, priority=priority,
+                max_attempts=spec.scaling.max_attempts, created_at=now,
+                deadline=now + spec.scaling.response_grace_period, idempotency_key=idem,
+                webhook=webhook,
+                content_type=request.headers.get("Content-Type", "application/octet-stream"),
+            )  # fmt: skip
+            try:
+                updates = await stack.enter_async_context(request.app[WAITERS].subscribe(record.id))
+                stored, created = await request.app[QUEUE].enqueue(record, body)
+                break
+            except Unreachable as e:
+                if i == len(homes) - 1:
+                    raise
+                log.warning("partition %s unreachable (%s); storing in %s", home, e, homes[i + 1])
         if created:
-            request.app[METRICS].submitted.labels(app_name, placed.home).inc()
+            request.app[METRICS].submitted.labels(app_name, home).inc()
         if asynchronous:
             return status_response(stored, 202, Location=f"/v1/tasks/{stored.id}")
         if stored.id != record.id:  # an idempotent retry: answer with the first task as it is
             return await outcome(request, await request.app[QUEUE].get(stored.id))
         final = await wait_finished(request, updates, stored, wait)
     return await outcome(request, final)
+
+
+def _one_per_cluster(request: web.Request, regions: tuple[str, ...]) -> tuple[str, ...]:
+    """The first region of each etcd cluster: another partition of an unreachable cluster is
+    just as unreachable."""
+    seen: set[int] = set()
+    out = []
+    for r in regions:
+        cluster = id(request.app[CLUSTERS].for_partition(r))
+        if cluster not in seen:
+            seen.add(cluster)
+            out.append(r)
+    return tuple(out)
 
 
 def _webhook(request: web.Request, allow_http: bool) -> str | None:

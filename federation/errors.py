@@ -70,3 +70,8 @@ class Forbidden(SpilloverError):
 
     status = 403
     code = "forbidden"
+
+
+class Unreachable(Unavailable):
+    """No member of the cluster could be reached: the request was certainly not applied, so
+    it is safe to store the task elsewhere instead (a timeout is not: it may have applied)."""

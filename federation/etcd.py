@@ -20,7 +20,7 @@ import aetcd
 from aetcd import rpc
 from aetcd import transactions as tx
 
-from federation.errors import Unavailable
+from federation.errors import Unavailable, Unreachable
 from federation.keys import prefix_end
 from federation.metrics import FederationMetrics
 
@@ -209,7 +209,7 @@ class Etcd:
                 if self._metrics is not None:
                     elapsed = time.perf_counter() - started
                     self._metrics.etcd_request_seconds.labels(op).observe(elapsed)
-        raise Unavailable(f"no etcd member reachable for {op}: {last}")
+        raise Unreachable(f"no etcd member reachable for {op}: {last}")
 
     async def status(self) -> tuple[int, str | None]:
         """(number of members, name of the leader or None while there is none)."""
@@ -250,7 +250,10 @@ class Etcd:
 
         async def call(c: aetcd.Client) -> Any:
             await c.connect()
-            return await c.kvstub.Range(request, timeout=c._timeout, metadata=c.metadata)
+            try:
+                return await c.kvstub.Range(request, timeout=c._timeout, metadata=c.metadata)
+            except aetcd.rpc.AioRpcError as e:  # the raw stub: translate as aetcd's calls do
+                aetcd.exceptions._handle_exception(e)
 
         r = await self._call("range", call)
         return [_kv(kv) for kv in r.kvs], int(r.header.revision), bool(r.more)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 
 from federation import keys
-from federation.errors import NotFound, Unavailable
+from federation.errors import NotFound, Unavailable, Unreachable
 from federation.etcd import Compacted
 from federation.queue import Queue, decode
 from federation.task import TaskRecord, partition_of
@@ -66,7 +66,13 @@ class TaskWaiters:
         q: asyncio.Queue[TaskRecord] = asyncio.Queue()
         self._subscribers[task_id].add(q)
         try:
-            await watching.wait()
+            if not watching.is_set():  # the partition's cluster was never reached yet
+                try:
+                    async with asyncio.timeout(self.queue.clusters.config.timeout):
+                        await watching.wait()
+                except TimeoutError:
+                    raise Unreachable(f"the etcd of partition {partition_of(task_id)} is not "
+                                      "reachable") from None  # fmt: skip
             yield q
         finally:
             self._subscribers[task_id].discard(q)

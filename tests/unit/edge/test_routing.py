@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.routing import BadRequest, distance_km, place
+from edge.routing import BadRequest, Placement, distance_km, fallbacks, place
 
 KNOWN = {"us-east-1": (39.0, -77.5), "eu-west-1": (53.3, -6.3), "ap-south-1": (19.1, 72.9)}
 ALL = frozenset(KNOWN)
@@ -77,3 +77,12 @@ def test_a_hard_pin_is_always_home_or_in_the_set(
 ) -> None:
     placed = p(pin=pin, client=(lat, lon), healthy=frozenset(healthy))
     assert placed.home == pin and placed.allowed == (pin,)
+
+
+def test_fallbacks_are_the_other_allowed_regions_nearest_to_home_first() -> None:
+    unpinned = Placement("us-east-1", ())
+    assert fallbacks(unpinned, KNOWN) == ("eu-west-1", "ap-south-1")
+    assert fallbacks(unpinned, KNOWN, app_regions=("us-east-1", "ap-south-1")) == ("ap-south-1",)
+    assert fallbacks(Placement("eu-west-1", ("eu-west-1",)), KNOWN) == ()  # pinned: 503
+    allowed_set = Placement("eu-west-1", ("eu-west-1", "us-east-1"))
+    assert fallbacks(allowed_set, KNOWN) == ("us-east-1",)
