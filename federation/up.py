@@ -102,6 +102,7 @@ class Processes:
     def __init__(self, logs: Path) -> None:
         self.logs = logs
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.gone: set[str] = set()
 
     def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = (self.logs / f"{name}.log").open("ab")
@@ -111,8 +112,11 @@ class Processes:
         )  # fmt: skip
         log.close()
 
-    def exited(self) -> str | None:
-        return next((n for n, p in self.running.items() if p.poll() is not None), None)
+    def exited(self) -> list[str]:
+        """Processes that exited since the last call."""
+        gone = [n for n, p in self.running.items() if p.poll() is not None and n not in self.gone]
+        self.gone.update(gone)
+        return gone
 
     def stop(self, grace: float = 30.0) -> None:
         """SIGTERM all (agents drain and stop their replicas), SIGKILL what is left after
@@ -245,9 +249,12 @@ def run(
             )
             announced = False
             while not stop.is_set():
-                if dead := procs.exited():
+                for dead in procs.exited():
                     print(f"spillover up: {dead} exited; see {logs / dead}.log", file=sys.stderr)
-                    return 1
+                    if dead == "edge":
+                        return 1
+                    # A region going away is what the federation is for: the rest carry on,
+                    # and its unpinned tasks spill over (a fault to try on purpose, too).
                 if not announced and ready.done():
                     ready.result()  # raises what went wrong
                     print(banner(regions, edge_url, data), flush=True)

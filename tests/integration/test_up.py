@@ -177,3 +177,64 @@ def test_a_sigkilled_up_leaves_no_process_behind(up: Up) -> None:
     while alive(processes) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(processes)
+
+
+def region_agent(up: Up, region: str) -> int:
+    """The pid of ``spillover up``'s agent process for ``region``."""
+    for pid in descendants(up.proc.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"regional.main" in cmdline and any(f"{region}.toml".encode() in a for a in cmdline):
+            return pid
+    raise LookupError(region)
+
+
+def test_a_killed_region_loses_nothing_pins_stay_and_health_follows(up: Up) -> None:
+    """SIGKILL us-east-1's agent (its replicas die with it): its unpinned tasks, queued and
+    running, finish in eu-west-1; a pinned one waits; health says down within lease TTL + 1 s
+    (5 + 1) and ok again once an agent for the region is back."""
+    up.wait_up()
+    state = lambda tid: up.call("GET", f"/v1/tasks/{tid}")  # noqa: E731
+    running = up.call("POST", "/v1/apps/worker/sleep?async=true", {"seconds": 8})
+    deadline = time.monotonic() + 30
+    while state(running["id"])["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state(running["id"])["region"] == "us-east-1"
+    pinned = up.call("POST", "/v1/apps/worker/sleep?async=true", {"seconds": 0.1},
+                     **{"X-Spillover-Region": "us-east-1"})  # fmt: skip
+    agent = region_agent(up, "us-east-1")
+    os.kill(agent, signal.SIGKILL)
+    killed = time.monotonic()
+    while True:
+        regions = {
+            r["name"]: r["status"] for r in up.call("GET", "/v1/federation/health")["regions"]
+        }
+        if regions["us-east-1"] == "down":
+            break
+        assert time.monotonic() - killed < 5 + 1 + 1  # TTL + 1 s, and a poll's slack
+        time.sleep(0.1)
+    # While it is down, new unpinned tasks homed there are taken by eu-west-1 at once.
+    queued = up.call("POST", "/v1/apps/worker/sleep?async=true", {"seconds": 0.1})
+    for task in (running, queued):
+        done = up.call("GET", f"/v1/tasks/{task['id']}/result?wait=60")
+        assert done["region"] == "eu-west-1"
+    assert state(running["id"])["attempts"] == 2 and state(queued["id"])["attempts"] == 1
+    assert state(pinned["id"])["state"] == "queued"  # never ran elsewhere
+    # The region comes back: its pinned task runs there, and health is ok again.
+    config = up.output.parent / "data" / "us-east-1.toml"
+    back = subprocess.Popen(
+        [sys.executable, "-m", "regional.main", "--config", str(config)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert up.call("GET", f"/v1/tasks/{pinned['id']}/result?wait=60")["region"] == "us-east-1"
+        deadline = time.monotonic() + 30
+        while up.call("GET", "/v1/federation/health")["status"] != "ok":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        back.terminate()
+        back.wait(timeout=30)
