@@ -42,6 +42,7 @@ bench: deps
 	$(PY) -m benchmarks.queue
 	$(PY) -m benchmarks.regional
 	$(PY) -m benchmarks.edge
+	$(PY) -m benchmarks.federation
 	$(PY) -m benchmarks.autoscale_sim
 
 clean:

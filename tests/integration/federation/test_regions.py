@@ -136,3 +136,16 @@ async def test_home_cluster_down_unpinned_go_elsewhere_pinned_get_503(world: Wor
     finally:
         await edge.http.close()
         await edge.runner.cleanup()
+
+
+async def test_a_backlog_drains_through_every_regions_capacity(world: World) -> None:
+    """Eight unpinned 0.5 s tasks homed in us-east-1, one slot per region: eu-west-1 takes its
+    share (it claims whenever a slot frees and a task has waited spillover_after), so the
+    backlog drains at about twice one region's rate."""
+    records = [task(US, app="worker", function="sleep") for _ in range(8)]
+    for r in records:
+        await world.queue.enqueue(r, json.dumps({"seconds": 0.5}).encode())
+    done = [await world.waiters.wait(r.id, timeout=30) for r in records]
+    ran = [d.region for d in done]
+    assert all(d.state.value == "succeeded" for d in done)
+    assert ran.count(US) >= 2 and ran.count(EU) >= 2, ran
