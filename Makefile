@@ -44,6 +44,7 @@ bench: deps
 	$(PY) -m benchmarks.edge
 	$(PY) -m benchmarks.federation
 	$(PY) -m benchmarks.autoscale_sim
+	$(VENV)/bin/spillover bench all   # beside Celery + Redis; writes docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .spillover .pytest_cache .mypy_cache .ruff_cache

@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args(argv)
-    die_with_parent()  # a dead agent leaves no replica holding a model
+    # A dead agent leaves no replica holding a model. SIGKILL, not a graceful stop: nobody can
+    # take this replica's results any more, and its tasks are requeued and run again anyway.
+    die_with_parent(sig=signal.SIGKILL)
     sys.path.insert(0, os.getcwd())  # handlers are imported from the app's directory
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(args.handler, args.concurrency, args.host, args.port))

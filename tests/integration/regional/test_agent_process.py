@@ -61,7 +61,7 @@ async def test_sigkilled_agent_releases_its_task_and_its_replicas_die_with_it(
         assert replicas
         agent.send_signal(signal.SIGKILL)
         await agent.wait()
-        # Its replicas get SIGTERM when it dies (PR_SET_PDEATHSIG): no orphan holds the model.
+        # Its replicas get SIGKILL when it dies (PR_SET_PDEATHSIG): no orphan holds the model.
         await until(lambda: not any(alive(p) for p in replicas), timeout=20)
         # Another agent's reaper finds the claim gone with the lease and the task runs again.
         survivor = await harness.start_agent()

@@ -1,0 +1,217 @@
+"""``spillover bench [all | dispatch throughput hol loss memory scaleup ...]``: Spillover beside
+Celery + Redis in one run, written to ``docs/benchmarks.md`` with a plot of short-task waits.
+Installs what the Celery side needs (the ``bench`` extra, Debian's redis-server) when missing.
+
+Run from the repository root (the benchmark handlers and the demo app are imported from it)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import uvloop
+
+if TYPE_CHECKING:
+    from benchmarks.compare import Report
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def install() -> None:
+    if importlib.util.find_spec("celery") is None or importlib.util.find_spec("matplotlib") is None:
+        print("installing the bench extra (celery[redis], matplotlib)", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "-e", f"{REPO}[bench]"], check=True
+        )
+    if shutil.which("redis-server") is None:
+        print("installing Debian's redis-server", file=sys.stderr)
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(
+            [*sudo, "apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env
+        )
+
+
+def _version(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "?"
+    return out.strip().splitlines()[0] if out.strip() else "?"
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip()
+         for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        "?",
+    )  # fmt: skip
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    try:
+        celery = f"Celery {importlib.metadata.version('celery')}"
+    except importlib.metadata.PackageNotFoundError:
+        celery = "Celery not installed"
+    return (
+        f"{os.cpu_count()} × {cpu}, {mem:.0f} GiB, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, {_version(['etcd', '--version'])}, "
+        f"{_version(['redis-server', '--version'])}, {celery}"
+    )
+
+
+def fmt(x: float | None, unit: str) -> str:
+    if x is None:
+        return "—"
+    return f"{x:,.2f}" if unit in ("ms", "s", "×") else f"{x:,.0f}"
+
+
+def render(report: Report, seconds: float, names: list[str], plot: str | None) -> str:
+    lines = [
+        "# Spillover beside Celery + Redis",
+        "",
+        f"Written by `spillover bench {' '.join(names)}` on {time.strftime('%Y-%m-%d')}, "
+        f"in {seconds / 60:.1f} minutes; nothing on this page is copied from an earlier run.",
+        "",
+        f"**Machine**: {machine()}. Shared and noisy: read ratios, not third digits.",
+        "",
+        "**Settings** (equal on both sides): 4 worker slots — one Spillover replica with "
+        "`replica_concurrency = 4` against one Celery prefork worker with `-c 4`; loopback "
+        "only; one etcd member and one redis-server (`--save '' --appendonly no`); Celery's "
+        "Redis result backend on, results fetched; Spillover defaults, Celery defaults "
+        "(prefetch multiplier 4, early ack) unless a row says otherwise. The workload "
+        "(`benchmarks/probe.py`) is the same function on both sides, timed by its own clock.",
+        "",
+        "| figure | unit | Spillover | Celery + Redis | Spillover ÷ Celery | spread (S; C) "
+        "| better |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for r in report.rows:
+        s = statistics.median(r.spillover) if r.spillover else None
+        c = statistics.median(r.celery) if r.celery else None
+        ratio = f"{s / c:.2f}" if s is not None and c else "—"
+        spread = "; ".join(
+            f"{min(v):,.2f}–{max(v):,.2f}" if len(v) > 1 else "1 run"
+            for v in (r.spillover, r.celery)
+            if v
+        )
+        winner = "—"
+        if s is not None and c is not None and s != c:
+            spillover_wins = (s < c) == (r.better == "lower")
+            winner = "Spillover" if spillover_wins else "**Celery**"
+        lines.append(
+            f"| {r.figure} | {r.unit} | {fmt(s, r.unit)} | {fmt(c, r.unit)} | {ratio} "
+            f"| {spread} | {winner} |"
+        )
+        if r.note:
+            lines.append(f"| ↳ {r.note} | | | | | | |")
+    lines += ["", "## Targets (issue 7), judged on this run", ""]
+    lines += [f"- {t}" for t in targets(report)]
+    if plot:
+        lines += ["", f"![waits of the short tasks in the head-of-line mix]({plot})"]
+    return "\n".join(lines) + "\n"
+
+
+# (figure prefix, target, met?) — met is given Spillover's and Celery's medians.
+TARGETS: tuple[tuple[str, str, Callable[[float, float], bool]], ...] = (
+    ("dispatch p50 through the HTTP edge", "HTTP dispatch p50 ≤ 5 ms", lambda s, c: s <= 5),
+    ("dispatch p99 through the HTTP edge", "HTTP dispatch p99 ≤ 15 ms", lambda s, c: s <= 15),
+    ("throughput, no-op", "no-op throughput ≥ 1.5 × Celery", lambda s, c: s >= 1.5 * c),
+    (
+        "p99 wait of 50 ms",
+        "no short task waits behind a long one while a slot is free "
+        "(p99 short wait < 1 s, the long task's 10 s never shows)",
+        lambda s, c: s < 1.0,
+    ),
+    ("skewed 3-region makespan", "skewed makespan ≤ 1.10 × ideal", lambda s, c: s <= 1.10),
+    ("RSS at concurrency 4 ÷", "RSS at concurrency N ≤ 1.1 × RSS at 1", lambda s, c: s <= 1.1),
+    (
+        "scale-up",
+        "scale-up ≤ 2 s + model load (the probe loads in ~0.15 s)",
+        lambda s, c: s <= 2.15,
+    ),
+)
+
+
+def targets(report: Report) -> list[str]:
+    out = []
+    for prefix, text, met in TARGETS:
+        row = next((r for r in report.rows if r.figure.startswith(prefix)), None)
+        if row is None or not row.spillover:
+            continue
+        s = statistics.median(row.spillover)
+        c = statistics.median(row.celery) if row.celery else 0.0
+        verdict = "met" if met(s, c) else "**not met**"
+        out.append(f"{text}: {verdict} ({s:,.2f} {row.unit})")
+    return out
+
+
+def plot_waits(waits: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, xs in waits.items():
+        xs = sorted(xs)
+        ax.step(xs, [(i + 1) / len(xs) for i in range(len(xs))], where="post", label=label)
+    ax.set_xlabel("wait of a 50 ms task (s), two 10 s tasks in the mix")
+    ax.set_ylabel("fraction of short tasks")
+    ax.set_title("Head-of-line: short-task waits, 4 slots")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from benchmarks.compare import BENCHES
+
+    ap = argparse.ArgumentParser(prog="spillover bench", description=__doc__)
+    ap.add_argument("names", nargs="*", default=["all"], help=f"all, or: {' '.join(BENCHES)}")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    args = ap.parse_args(argv)
+    names = list(BENCHES) if args.names in (["all"], []) else args.names
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        ap.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    install()
+    os.chdir(REPO)
+    sys.path.insert(0, str(REPO))
+    started = time.monotonic()
+    report = uvloop.run(_run(names))
+    plot = None
+    if report.waits:
+        png = args.out.with_name("benchmarks-waits.png")
+        plot_waits(report.waits, png)
+        plot = png.name
+    args.out.write_text(render(report, time.monotonic() - started, names, plot))
+    print(args.out.read_text())
+
+
+async def _run(names: list[str]) -> Report:
+    from benchmarks.compare import BENCHES, Report
+
+    report = Report()
+    with tempfile.TemporaryDirectory() as d:
+        for name in names:
+            print(f"bench {name}...", file=sys.stderr, flush=True)
+            t0 = time.monotonic()
+            await BENCHES[name](Path(d) / name, report)
+            print(f"bench {name}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""The two sides of the comparison, each as real processes on loopback: Spillover (etcd, a
+region's agent and its replicas) and Celery (redis-server and a prefork worker). Benchmarks drive
+both from this process and read CPU and memory from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from federation.apps import AppRegistry
+from federation.appspec import parse_spec
+from federation.etcd_server import LocalEtcd, free_port
+from federation.queue import Queue
+from federation.task import TaskRecord, new_task_id
+from federation.topology import Clusters, EtcdConfig
+from federation.waiters import TaskWaiters, until_finished
+
+REPO = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(f[11]) + int(f[12])) / _TICK
+    return total
+
+
+def rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class Spillover:
+    """etcd and an agent process per region, each with ``replicas`` replicas of
+    ``concurrency`` slots; every region follows the others' partitions (spillover)."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        concurrency: int,
+        replicas: int = 1,
+        regions: tuple[str, ...] = (REGION,),
+        **scaling: Any,
+    ) -> None:
+        self.tmp = tmp
+        self.concurrency = concurrency
+        self.replicas = replicas
+        self.regions = regions
+        self.scaling = scaling
+        self.etcd = LocalEtcd(tmp / "etcd")
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self.env: dict[str, str] = {}
+
+    @property
+    def agent(self) -> subprocess.Popen[bytes]:
+        return self.agents[self.regions[0]]
+
+    async def start(
+        self,
+        runs_log: Path | None = None,
+        handler: str = "benchmarks.probe:Probe",
+        autoscale: bool = False,
+    ) -> Spillover:
+        self.etcd.start()
+        self.config = EtcdConfig(endpoints=tuple(self.etcd.endpoints), root="/bench")
+        self.clusters = Clusters(self.config)
+        self.queue = Queue(self.clusters)
+        self.waiters = TaskWaiters(self.queue, self.regions)
+        self.bg = asyncio.create_task(self.waiters.run())
+        spec = {
+            "app": {"name": "bench", "handler": handler},
+            "scaling": {
+                "replica_concurrency": self.concurrency,
+                "min_replicas": self.replicas,
+                **self.scaling,
+            },
+            "placement": {"regions": list(self.regions)},
+        }
+        await AppRegistry(self.clusters.control, "/bench").put(parse_spec(spec))
+        pinned = "" if autoscale else f"[replicas]\nbench = {self.replicas}\n"
+        for region in self.regions:
+            peers = json.dumps([r for r in self.regions if r != region])
+            (self.tmp / f"{region}.toml").write_text(
+                f'name = "{region}"\nlat = 39.0\nlon = -77.5\napp_root = "{REPO}"\n'
+                f"peers = {peers}\nautoscale = {'true' if autoscale else 'false'}\n"
+                f'[etcd]\nendpoints = ["{self.etcd.endpoints[0]}"]\nroot = "/bench"\n' + pinned
+            )
+        self.env = {**os.environ, "BENCH_RUNS": str(runs_log or "")}
+        for region in self.regions:
+            self.start_agent(region)
+        for region in self.regions:
+            await self.serving(self.replicas, region=region)
+        return self
+
+    def start_agent(self, region: str = REGION) -> None:
+        self.agents[region] = subprocess.Popen(
+            [sys.executable, "-m", "regional.main", "--config", str(self.tmp / f"{region}.toml")],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def serving(self, replicas: int, timeout: float = 180, region: str = REGION) -> None:
+        """Until the region's heartbeat shows ``replicas`` ready replicas of the app."""
+        deadline = time.monotonic() + timeout
+        key = f"/bench/regions/{region}".encode()
+        while time.monotonic() < deadline:
+            kv = await self.clusters.control.get(key)
+            if kv is not None:
+                apps = json.loads(kv.value)["apps"]
+                if any(a["app"] == "bench" and a["ready_replicas"] >= replicas for a in apps):
+                    return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{replicas} replicas not serving in {region} after {timeout} s")
+
+    def record(self, function: str, home: str = REGION) -> TaskRecord:
+        now = time.time()
+        return TaskRecord(
+            id=new_task_id(home),
+            app="bench",
+            function=function,
+            home_region=home,
+            created_at=now,
+            deadline=now + 3600,
+        )
+
+    async def submit(self, function: str, args: dict[str, Any], home: str = REGION) -> TaskRecord:
+        r = self.record(function, home)
+        await self.queue.enqueue(r, json.dumps(args).encode())
+        return r
+
+    async def call(self, function: str, args: dict[str, Any], timeout: float = 120) -> Any:
+        r = self.record(function)
+        async with self.waiters.subscribe(r.id) as updates:
+            await self.queue.enqueue(r, json.dumps(args).encode())
+            done = await until_finished(updates, r, timeout)
+        return json.loads(await self.queue.result(done))
+
+    async def result(self, r: TaskRecord, timeout: float = 120) -> Any:
+        done = await self.waiters.wait(r.id, timeout)
+        if done.state.value != "succeeded":
+            return None
+        return json.loads(await self.queue.result(done))
+
+    def server_pids(self) -> list[int]:
+        etcd = [m.process.pid for m in self.etcd.members if m.process is not None]
+        return etcd + [p for a in self.agents.values() for p in tree(a.pid)]
+
+    async def close(self) -> None:
+        self.bg.cancel()
+        await asyncio.gather(self.bg, return_exceptions=True)
+        await self.clusters.close()
+        for agent in self.agents.values():
+            if agent.poll() is None:
+                agent.terminate()
+        for agent in self.agents.values():
+            agent.wait(timeout=60)
+        self.etcd.close()
+
+
+class Celery:
+    """redis-server and one prefork worker of ``concurrency`` processes."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        concurrency: int,
+        *,
+        prefetch: int = 4,
+        acks_late: bool = False,
+        model: bool = False,
+    ) -> None:
+        self.tmp = tmp
+        self.concurrency = concurrency
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.env = {
+            **os.environ,
+            "BENCH_REDIS": self.url,
+            "BENCH_PREFETCH": str(prefetch),
+            "BENCH_ACKS_LATE": "1" if acks_late else "0",
+            "BENCH_MODEL": "1" if model else "0",
+        }
+        self.redis: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start(self, runs_log: Path | None = None, start_worker: bool = True) -> Celery:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.redis = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:  # until it accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        self.env["BENCH_RUNS"] = str(runs_log or "")
+        import celery  # the bench extra: imported only when the Celery side runs
+
+        # A client app of its own per run: Celery caches connections per app.
+        self.app = celery.Celery("bench-client", broker=self.url, backend=self.url)
+        self.app.conf.update(task_serializer="json", result_serializer="json",
+                             accept_content=["json"])  # fmt: skip
+        if start_worker:
+            self.start_worker()
+        return self
+
+    def start_worker(self, queue: str | None = None) -> subprocess.Popen[bytes]:
+        """A prefork worker (on ``queue`` only, when given); the first is ``self.worker``."""
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "benchmarks.celery_app",
+                "worker",
+                "-c",
+                str(self.concurrency),
+                "-P",
+                "prefork",
+                "-l",
+                "warning",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                *(["-Q", queue, "-n", f"{queue}@%h"] if queue else []),
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: a SIGKILL takes the children too
+        )
+        self.workers.append(worker)
+        self.worker = self.workers[0] if self.workers[0].poll() is None else worker
+        self.app.send_task("stamp", queue=queue).get(timeout=120)  # serving
+        return worker
+
+    def kill_worker(self) -> None:
+        assert self.worker is not None
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait()
+        self.workers.remove(self.worker)
+
+    def server_pids(self) -> list[int]:
+        assert self.redis is not None
+        return [self.redis.pid, *(p for w in self.workers for p in tree(w.pid))]
+
+    def close(self) -> None:
+        gc.collect()  # results unsubscribe from Redis when collected: while it still runs
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        if self.redis is not None:
+            self.redis.terminate()
+            self.redis.wait(timeout=30)
