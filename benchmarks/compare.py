@@ -104,35 +104,36 @@ async def _edge_dispatch(sp: Spillover, tmp: Path, n: int) -> list[float]:
         '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n'
         f'[etcd]\nendpoints = ["{sp.etcd.endpoints[0]}"]\nroot = "/bench"\n'
     )
+    errors = (tmp / "edge.err").open("wb")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "edge.main",
-        "--config",
-        str(toml),
-        cwd=str(Path(__file__).parents[1]),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+        sys.executable, "-m", "edge.main", "--config", str(toml),
+        cwd=str(Path(__file__).parents[1]), stdout=asyncio.subprocess.DEVNULL, stderr=errors,
+    )  # fmt: skip
+    errors.close()
     url = f"http://127.0.0.1:{port}/v1/apps/bench/stamp"
     lat = []
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):  # until it serves
+            for _ in range(300):  # until it serves
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
                         if r.status == 200:
                             break
                 except aiohttp.ClientError:
                     pass
+                if proc.returncode is not None:
+                    raise RuntimeError(f"the edge exited: {(tmp / 'edge.err').read_text()}")
                 await asyncio.sleep(0.1)
+            else:
+                raise TimeoutError(f"the edge is not ready: {(tmp / 'edge.err').read_text()}")
             for _ in range(n + 10):
                 t0 = time.time()
                 async with http.post(url, data=b"{}") as r:
                     body = await r.json()
                 lat.append((body["started"] - t0) * 1000)
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await proc.wait()
     return lat[10:]
 
