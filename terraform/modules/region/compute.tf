@@ -1,0 +1,141 @@
+# Edges behind an internet-facing NLB (the global accelerator's endpoint), and GPU nodes that run
+# `spillover region`, each an autoscaling group from a launch template rendered here.
+
+locals {
+  control = coalesce(var.control_endpoints, local.etcd_endpoints)
+  etcd_toml = {
+    endpoints  = local.control
+    partitions = merge(var.partition_endpoints, { (var.region) = local.etcd_endpoints })
+  }
+  metadata_options = {
+    http_tokens                 = "required" # IMDSv2 only
+    http_endpoint               = "enabled"
+    http_put_response_hop_limit = 1
+  }
+}
+
+resource "aws_lb" "edge" {
+  name_prefix                      = substr(replace(var.name, "-", ""), 0, 6)
+  load_balancer_type               = "network"
+  internal                         = false
+  subnets                          = local.public
+  enable_cross_zone_load_balancing = true
+  tags                             = var.tags
+}
+
+resource "aws_lb_target_group" "edge" {
+  name_prefix = substr(replace(var.name, "-", ""), 0, 6)
+  port        = 443
+  protocol    = "TCP"
+  vpc_id      = local.vpc_id
+  tags        = var.tags
+
+  health_check {
+    protocol = "HTTPS"
+    path     = "/readyz"
+  }
+}
+
+resource "aws_lb_listener" "https" {
+  load_balancer_arn = aws_lb.edge.arn
+  port              = 443
+  protocol          = "TCP" # TLS ends at the edges, with their own certificate
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.edge.arn
+  }
+}
+
+resource "aws_launch_template" "edge" {
+  name_prefix            = "${local.prefix}-edge-"
+  image_id               = var.edge_ami
+  instance_type          = var.edge_instance_type
+  vpc_security_group_ids = [aws_security_group.edge.id]
+  tags                   = var.tags
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.edge.arn
+  }
+
+  metadata_options {
+    http_tokens                 = local.metadata_options.http_tokens
+    http_endpoint               = local.metadata_options.http_endpoint
+    http_put_response_hop_limit = local.metadata_options.http_put_response_hop_limit
+  }
+
+  user_data = base64encode(templatefile("${path.module}/templates/edge.yaml.tftpl", {
+    package = var.spillover_version
+    tls     = var.tls
+    config = {
+      region   = var.region
+      host     = "0.0.0.0"
+      port     = 443
+      tls_cert = "/etc/spillover/edge.pem"
+      tls_key  = "/etc/spillover/edge.key"
+      regions  = [for name, c in var.all_regions : { name = name, lat = c.lat, lon = c.lon }]
+      etcd     = local.etcd_toml
+    }
+  }))
+}
+
+resource "aws_autoscaling_group" "edge" {
+  name_prefix         = "${local.prefix}-edge-"
+  min_size            = var.edge_count.min
+  max_size            = var.edge_count.max
+  vpc_zone_identifier = local.private
+  target_group_arns   = [aws_lb_target_group.edge.arn]
+  health_check_type   = "ELB"
+
+  launch_template {
+    id      = aws_launch_template.edge.id
+    version = "$Latest"
+  }
+}
+
+resource "aws_launch_template" "gpu" {
+  name_prefix            = "${local.prefix}-gpu-"
+  image_id               = var.gpu_ami
+  instance_type          = var.gpu_instance_type
+  vpc_security_group_ids = [aws_security_group.gpu.id]
+  tags                   = var.tags
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.gpu.arn
+  }
+
+  metadata_options {
+    http_tokens                 = local.metadata_options.http_tokens
+    http_endpoint               = local.metadata_options.http_endpoint
+    http_put_response_hop_limit = local.metadata_options.http_put_response_hop_limit
+  }
+
+  user_data = base64encode(templatefile("${path.module}/templates/gpu.yaml.tftpl", {
+    package = var.spillover_version
+    tls     = var.tls
+    config = {
+      name     = var.region
+      lat      = var.coordinates.lat
+      lon      = var.coordinates.lon
+      peers    = var.peers
+      app_root = "/srv/apps"
+      etcd     = local.etcd_toml
+    }
+  }))
+}
+
+resource "aws_autoscaling_group" "gpu" {
+  name_prefix         = "${local.prefix}-gpu-"
+  min_size            = var.gpu_count.min
+  max_size            = var.gpu_count.max
+  vpc_zone_identifier = local.private
+
+  launch_template {
+    id      = aws_launch_template.gpu.id
+    version = "$Latest"
+  }
+
+  # Spillover's autoscaler owns the desired count; Terraform must not reset it on apply.
+  lifecycle {
+    ignore_changes = [desired_capacity]
+  }
+}

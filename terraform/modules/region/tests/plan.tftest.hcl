@@ -1,0 +1,108 @@
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+variables {
+  name        = "sp"
+  region      = "eu-west-1"
+  coordinates = { lat = 53.3, lon = -6.3 }
+  peers       = ["us-east-1"]
+  all_regions = {
+    "eu-west-1" = { lat = 53.3, lon = -6.3 }
+    "us-east-1" = { lat = 39.0, lon = -77.5 }
+  }
+  azs      = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+  edge_ami = "ami-00000000000000001"
+  gpu_ami  = "ami-00000000000000002"
+  etcd_ami = "ami-00000000000000003"
+  tls = {
+    edge_cert = "-----BEGIN CERTIFICATE-----"
+    edge_key  = "-----BEGIN PRIVATE KEY-----"
+    etcd_ca   = "-----BEGIN CERTIFICATE-----"
+  }
+}
+
+run "imdsv2_on_every_launch_template_and_etcd_instance" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition     = aws_launch_template.edge.metadata_options[0].http_tokens == "required" && aws_launch_template.gpu.metadata_options[0].http_tokens == "required"
+    error_message = "launch templates must require IMDSv2"
+  }
+  assert {
+    condition     = alltrue([for i in aws_instance.etcd : i.metadata_options[0].http_tokens == "required"])
+    error_message = "etcd instances must require IMDSv2"
+  }
+}
+
+run "no_public_ingress_but_443" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition = alltrue(flatten([
+      for sg in [aws_security_group.edge, aws_security_group.gpu, aws_security_group.etcd] : [
+        for rule in sg.ingress : rule.from_port == 443 && rule.to_port == 443 if contains(rule.cidr_blocks, "0.0.0.0/0")
+      ]
+    ]))
+    error_message = "only 443 may be open to the internet"
+  }
+  assert {
+    condition     = length(aws_security_group.gpu.ingress) == 0
+    error_message = "GPU nodes take no inbound traffic"
+  }
+  assert {
+    condition     = aws_lb_listener.https.port == 443
+    error_message = "the NLB listens on 443"
+  }
+}
+
+run "etcd_in_three_azs_with_its_own_encrypted_volumes" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition     = length(toset([for i in aws_instance.etcd : i.availability_zone])) == 3
+    error_message = "etcd members must be in three different AZs"
+  }
+  assert {
+    condition     = alltrue([for v in aws_ebs_volume.etcd : v.encrypted])
+    error_message = "etcd data volumes must be encrypted"
+  }
+}
+
+run "payload_bucket_expires_and_is_private" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition     = one(aws_s3_bucket_lifecycle_configuration.payloads.rule).expiration[0].days == 2
+    error_message = "payloads must expire"
+  }
+  assert {
+    condition     = aws_s3_bucket_public_access_block.payloads.block_public_policy && aws_s3_bucket_public_access_block.payloads.restrict_public_buckets
+    error_message = "the bucket must not be public"
+  }
+}
+
+run "the_autoscaler_may_size_only_its_own_group" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition     = length(data.aws_iam_policy_document.autoscaler.statement) == 2
+    error_message = "two statements: set capacity on its group, describe"
+  }
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.autoscaler.statement :
+      s.resources == toset([aws_autoscaling_group.gpu.arn]) if contains(s.actions, "autoscaling:SetDesiredCapacity")
+    ])
+    error_message = "SetDesiredCapacity must be scoped to the region's own GPU group"
+  }
+}
+
+run "terraform_leaves_the_desired_count_to_the_autoscaler" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition     = aws_autoscaling_group.gpu.min_size == 0 && aws_autoscaling_group.gpu.max_size == 8
+    error_message = "the GPU group's bounds come from gpu_count"
+  }
+}
