@@ -15,6 +15,8 @@ locals {
 }
 
 resource "aws_lb" "edge" {
+  #checkov:skip=CKV_AWS_91:edges log requests themselves (access_log); NLB logs need an operator-chosen bucket
+  enable_deletion_protection       = var.deletion_protection
   name_prefix                      = substr(replace(var.name, "-", ""), 0, 6)
   load_balancer_type               = "network"
   internal                         = false
@@ -79,7 +81,16 @@ resource "aws_launch_template" "edge" {
 }
 
 resource "aws_autoscaling_group" "edge" {
-  name_prefix         = "${local.prefix}-edge-"
+  name_prefix = "${local.prefix}-edge-"
+
+  dynamic "tag" {
+    for_each = merge(var.tags, { Name = "${local.prefix}-edge" })
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
+  }
   min_size            = var.edge_count.min
   max_size            = var.edge_count.max
   vpc_zone_identifier = local.private
@@ -124,7 +135,16 @@ resource "aws_launch_template" "gpu" {
 }
 
 resource "aws_autoscaling_group" "gpu" {
-  name_prefix         = "${local.prefix}-gpu-"
+  name_prefix = "${local.prefix}-gpu-"
+
+  dynamic "tag" {
+    for_each = merge(var.tags, { Name = "${local.prefix}-gpu" })
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
+  }
   min_size            = var.gpu_count.min
   max_size            = var.gpu_count.max
   vpc_zone_identifier = local.private

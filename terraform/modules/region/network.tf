@@ -8,6 +8,14 @@ locals {
   public     = local.create_vpc ? aws_subnet.public[*].id : var.subnet_ids
   vpc_cidr   = local.create_vpc ? var.vpc_cidr : data.aws_vpc.given[0].cidr_block
   prefix     = "${var.name}-${var.region}"
+  # What nodes reach out to: AWS APIs, S3 and PyPI (443), Debian mirrors (80), etcd in this and
+  # the other regions (2379 clients, 2380 peers). DNS and NTP to the VPC's resolvers are not
+  # filtered by security groups.
+  egress = [
+    { description = "HTTPS: AWS APIs, S3, PyPI", from = 443, to = 443 },
+    { description = "HTTP: Debian mirrors", from = 80, to = 80 },
+    { description = "etcd clients and peers", from = 2379, to = 2380 },
+  ]
 }
 
 data "aws_vpc" "given" {
@@ -16,10 +24,18 @@ data "aws_vpc" "given" {
 }
 
 resource "aws_vpc" "this" {
+  #checkov:skip=CKV2_AWS_11:flow logs cost money and need a destination; the operator's choice
   count                = local.create_vpc ? 1 : 0
   cidr_block           = var.vpc_cidr
   enable_dns_hostnames = true
   tags                 = merge(var.tags, { Name = local.prefix })
+}
+
+# The default security group of a VPC we create allows nothing.
+resource "aws_default_security_group" "this" {
+  count  = local.create_vpc ? 1 : 0
+  vpc_id = aws_vpc.this[0].id
+  tags   = var.tags
 }
 
 resource "aws_subnet" "public" {
@@ -106,12 +122,15 @@ resource "aws_security_group" "edge" {
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
   }
-  egress {
-    description = "etcd, PyPI and S3"
-    from_port   = 0
-    to_port     = 0
-    protocol    = "-1"
-    cidr_blocks = ["0.0.0.0/0"]
+  dynamic "egress" {
+    for_each = local.egress
+    content {
+      description = egress.value.description
+      from_port   = egress.value.from
+      to_port     = egress.value.to
+      protocol    = "tcp"
+      cidr_blocks = ["0.0.0.0/0"]
+    }
   }
 }
 
@@ -121,12 +140,15 @@ resource "aws_security_group" "gpu" {
   vpc_id      = local.vpc_id
   tags        = var.tags
 
-  egress {
-    description = "etcd, PyPI, S3, the autoscaling API"
-    from_port   = 0
-    to_port     = 0
-    protocol    = "-1"
-    cidr_blocks = ["0.0.0.0/0"]
+  dynamic "egress" {
+    for_each = local.egress
+    content {
+      description = egress.value.description
+      from_port   = egress.value.from
+      to_port     = egress.value.to
+      protocol    = "tcp"
+      cidr_blocks = ["0.0.0.0/0"]
+    }
   }
 }
 
@@ -150,11 +172,14 @@ resource "aws_security_group" "etcd" {
     protocol    = "tcp"
     cidr_blocks = [local.vpc_cidr]
   }
-  egress {
-    description = "peers and package mirrors"
-    from_port   = 0
-    to_port     = 0
-    protocol    = "-1"
-    cidr_blocks = ["0.0.0.0/0"]
+  dynamic "egress" {
+    for_each = local.egress
+    content {
+      description = egress.value.description
+      from_port   = egress.value.from
+      to_port     = egress.value.to
+      protocol    = "tcp"
+      cidr_blocks = ["0.0.0.0/0"]
+    }
   }
 }

@@ -134,3 +134,9 @@ variable "tags" {
   type    = map(string)
   default = {}
 }
+
+variable "deletion_protection" {
+  description = "Protect the edges' NLB from deletion (turn off to destroy the region)."
+  type        = bool
+  default     = true
+}
