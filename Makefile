@@ -51,7 +51,7 @@ tf:
 # checkov in a venv of its own (its pins fight ours); every skip is in place with its reason.
 checkov:
 	[ -x .venv-checkov/bin/checkov ] || { python3 -m venv .venv-checkov && .venv-checkov/bin/pip install -q checkov; }
-	.venv-checkov/bin/checkov -d terraform/modules --framework terraform --compact --quiet
+	.venv-checkov/bin/checkov -d terraform/modules --framework terraform --compact --quiet --skip-download
 
 test: lint tf
 	$(VENV)/bin/pytest -q -p no:cacheprovider
