@@ -124,9 +124,13 @@ class Agent:
         return spec.placement.regions or (self.config.name,)
 
     def _desired(self, spec: AppSpec) -> int:
-        """Where a pool starts: pinned, else min_replicas (the autoscaler moves it from there;
-        with min_replicas = 0 the first task homed here starts one)."""
-        return self.config.replicas.get(spec.name, spec.scaling.min_replicas)
+        """Where a pool starts: pinned; else min_replicas when the autoscaler moves it from
+        there (with 0, the first task homed here starts one); else at least one, or nothing
+        would ever run."""
+        if spec.name in self.config.replicas:
+            return self.config.replicas[spec.name]
+        low = spec.scaling.min_replicas
+        return low if self.config.autoscale else max(low, 1)
 
     def _start_app(self, spec: AppSpec) -> None:
         desired = self._desired(spec)

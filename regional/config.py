@@ -21,7 +21,8 @@ class RegionConfig(BaseModel):
     etcd: EtcdConfig = EtcdConfig()
     app_root: Path = Path(".")  # where replicas import handlers from
     # The autoscaler sizes each app's pool within its spec's min/max; an app listed here is
-    # pinned to that many replicas instead. With autoscale off, unpinned apps run min_replicas.
+    # pinned to that many replicas instead. With autoscale off, unpinned apps run
+    # max(min_replicas, 1).
     autoscale: bool = True
     replicas: dict[str, int] = {}
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus, on loopback
