@@ -56,7 +56,7 @@ resource "aws_launch_template" "edge" {
   tags                   = var.tags
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.edge.arn
+    arn = aws_iam_instance_profile.node["edge"].arn
   }
 
   metadata_options {
@@ -111,7 +111,7 @@ resource "aws_launch_template" "gpu" {
   tags                   = var.tags
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.gpu.arn
+    arn = aws_iam_instance_profile.node["gpu"].arn
   }
 
   metadata_options {

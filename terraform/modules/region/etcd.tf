@@ -22,7 +22,7 @@ resource "aws_instance" "etcd" {
   availability_zone      = var.azs[count.index]
   private_ip             = local.etcd_ips[count.index]
   vpc_security_group_ids = [aws_security_group.etcd.id]
-  iam_instance_profile   = aws_iam_instance_profile.etcd.name
+  iam_instance_profile   = aws_iam_instance_profile.node["etcd"].name
   ebs_optimized          = true
   monitoring             = true
   tags                   = merge(var.tags, { Name = local.etcd_names[count.index] })

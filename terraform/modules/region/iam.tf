@@ -37,50 +37,37 @@ data "aws_iam_policy_document" "autoscaler" {
   }
 }
 
-resource "aws_iam_role" "edge" {
-  name_prefix        = "${var.name}-edge-"
+locals {
+  # Node kind -> the policies its role gets (etcd nodes need none).
+  node_policies = {
+    edge = { payloads = data.aws_iam_policy_document.payloads.json }
+    gpu = {
+      payloads   = data.aws_iam_policy_document.payloads.json
+      autoscaler = data.aws_iam_policy_document.autoscaler.json
+    }
+    etcd = {}
+  }
+  node_kinds = toset(["edge", "gpu", "etcd"]) # static: the roles must not wait for the policies
+  role_policies = merge([
+    for kind, policies in local.node_policies : { for name, json in policies : "${kind}-${name}" => { kind = kind, json = json } }
+  ]...)
+}
+
+resource "aws_iam_role" "node" {
+  for_each           = local.node_kinds
+  name_prefix        = "${var.name}-${each.key}-"
   assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
   tags               = var.tags
 }
 
-resource "aws_iam_role_policy" "edge_payloads" {
-  role   = aws_iam_role.edge.id
-  policy = data.aws_iam_policy_document.payloads.json
+resource "aws_iam_role_policy" "node" {
+  for_each = local.role_policies
+  role     = aws_iam_role.node[each.value.kind].id
+  policy   = each.value.json
 }
 
-resource "aws_iam_instance_profile" "edge" {
-  name_prefix = "${var.name}-edge-"
-  role        = aws_iam_role.edge.name
-}
-
-resource "aws_iam_role" "gpu" {
-  name_prefix        = "${var.name}-gpu-"
-  assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
-  tags               = var.tags
-}
-
-resource "aws_iam_role_policy" "gpu_payloads" {
-  role   = aws_iam_role.gpu.id
-  policy = data.aws_iam_policy_document.payloads.json
-}
-
-resource "aws_iam_role_policy" "gpu_autoscaler" {
-  role   = aws_iam_role.gpu.id
-  policy = data.aws_iam_policy_document.autoscaler.json
-}
-
-resource "aws_iam_instance_profile" "gpu" {
-  name_prefix = "${var.name}-gpu-"
-  role        = aws_iam_role.gpu.name
-}
-
-resource "aws_iam_role" "etcd" {
-  name_prefix        = "${var.name}-etcd-"
-  assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
-  tags               = var.tags
-}
-
-resource "aws_iam_instance_profile" "etcd" {
-  name_prefix = "${var.name}-etcd-"
-  role        = aws_iam_role.etcd.name
+resource "aws_iam_instance_profile" "node" {
+  for_each    = local.node_kinds
+  name_prefix = "${var.name}-${each.key}-"
+  role        = aws_iam_role.node[each.key].name
 }

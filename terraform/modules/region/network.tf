@@ -122,16 +122,6 @@ resource "aws_security_group" "edge" {
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
   }
-  dynamic "egress" {
-    for_each = local.egress
-    content {
-      description = egress.value.description
-      from_port   = egress.value.from
-      to_port     = egress.value.to
-      protocol    = "tcp"
-      cidr_blocks = ["0.0.0.0/0"]
-    }
-  }
 }
 
 resource "aws_security_group" "gpu" {
@@ -140,16 +130,6 @@ resource "aws_security_group" "gpu" {
   vpc_id      = local.vpc_id
   tags        = var.tags
 
-  dynamic "egress" {
-    for_each = local.egress
-    content {
-      description = egress.value.description
-      from_port   = egress.value.from
-      to_port     = egress.value.to
-      protocol    = "tcp"
-      cidr_blocks = ["0.0.0.0/0"]
-    }
-  }
 }
 
 resource "aws_security_group" "etcd" {
@@ -172,14 +152,20 @@ resource "aws_security_group" "etcd" {
     protocol    = "tcp"
     cidr_blocks = [local.vpc_cidr]
   }
-  dynamic "egress" {
-    for_each = local.egress
-    content {
-      description = egress.value.description
-      from_port   = egress.value.from
-      to_port     = egress.value.to
-      protocol    = "tcp"
-      cidr_blocks = ["0.0.0.0/0"]
+}
+
+# What every node may reach out to (local.egress), on each of the three groups.
+resource "aws_vpc_security_group_egress_rule" "node" {
+  for_each = {
+    for pair in setproduct(["edge", "gpu", "etcd"], local.egress) : "${pair[0]}-${pair[1].from}" => {
+      group = { edge = aws_security_group.edge.id, gpu = aws_security_group.gpu.id, etcd = aws_security_group.etcd.id }[pair[0]]
+      rule  = pair[1]
     }
   }
+  security_group_id = each.value.group
+  description       = each.value.rule.description
+  ip_protocol       = "tcp"
+  from_port         = each.value.rule.from
+  to_port           = each.value.rule.to
+  cidr_ipv4         = "0.0.0.0/0"
 }
