@@ -106,9 +106,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         (tmp / "edge.toml").write_text(
             f'region = "us-east-1"\nport = {port}\nauth = false\n'
             '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n' + etcd_toml
+            + f'[blobs]\ndir = "{tmp / "edge-blobs"}"\n'
         )
         (tmp / "region.toml").write_text(
             f'name = "us-east-1"\nlat = 39.0\nlon = -77.5\napp_root = "{REPO}"\n' + etcd_toml
+            + f'[blobs]\ndir = "{tmp / "region-blobs"}"\n'
         )
         procs = [
             subprocess.Popen([sys.executable, "-m", m, "--config", str(tmp / c)], cwd=REPO,

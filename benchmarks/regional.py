@@ -63,7 +63,8 @@ class Rig:
         self.queue = Queue(self.clusters)
         self.waiters = TaskWaiters(self.queue, [REGION])
         self.apps = AppRegistry(self.clusters.control, self.etcd.root)
-        config = RegionConfig(name=REGION, lat=39.0, lon=-77.5, etcd=self.etcd, app_root=REPO)
+        config = RegionConfig(name=REGION, lat=39.0, lon=-77.5, etcd=self.etcd, app_root=REPO,
+                              blobs={"dir": tempfile.mkdtemp(prefix="bench-blobs-")})  # fmt: skip
         self.agent = Agent(config, Clusters(self.etcd), LocalProcessProvider(REPO))
         self.bg = [asyncio.create_task(self.waiters.run()), asyncio.create_task(self.agent.run())]
 

@@ -123,7 +123,8 @@ class Spillover:
             (self.tmp / f"{region}.toml").write_text(
                 f'name = "{region}"\nlat = 39.0\nlon = -77.5\napp_root = "{REPO}"\n'
                 f"peers = {peers}\nautoscale = {'true' if autoscale else 'false'}\n"
-                f'[etcd]\nendpoints = ["{self.etcd.endpoints[0]}"]\nroot = "/bench"\n' + pinned
+                f'[etcd]\nendpoints = ["{self.etcd.endpoints[0]}"]\nroot = "/bench"\n'
+                f'[blobs]\ndir = "{self.tmp / region}-blobs"\n' + pinned
             )
         self.env = {**os.environ, "BENCH_RUNS": str(runs_log or "")}
         for region in self.regions:

@@ -4,6 +4,7 @@ client and background task in a cleanup context, errors as the spec's JSON."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from edge.auth import admin, authenticate, may_use
 from edge.client import Geolocator
 from edge.config import EdgeConfig
 from edge.keys import (
+    BLOBS,
     CLIENTS,
     CLUSTERS,
     CONFIG,
@@ -33,6 +35,10 @@ from edge.metrics import EdgeMetrics
 from edge.state import FederationView
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec, parse_spec, parse_toml
+from federation.blobs.fs import ROUTE as FS_ROUTE
+from federation.blobs.fs import FsStore
+from federation.blobs.stores import open_store
+from federation.blobs.sweep import run_sweeper
 from federation.errors import InvalidConfig, SpilloverError, Unauthorized, Unavailable
 from federation.heartbeat import EdgeHeartbeat
 from federation.metrics import FederationMetrics
@@ -74,6 +80,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def _federation(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
+    stack = contextlib.AsyncExitStack()
     clusters = Clusters(config.etcd, FederationMetrics(app[METRICS].registry))
     queue = Queue(clusters)
     view = FederationView(clusters.control, clusters.root)
@@ -82,6 +89,11 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
     geo = Geolocator(reader)
     app[CLUSTERS], app[QUEUE], app[VIEW], app[WAITERS] = clusters, queue, view, waiters
     app[CLIENTS] = Clients(config, geo)
+    blobs = await stack.enter_async_context(
+        open_store(config.blobs, clusters.control, clusters.root, config.url)
+    )
+    app[BLOBS] = blobs
+    b, regions = config.blobs, lambda: [r.name for r in config.regions]
     me = EdgeHeartbeat(id=config.id, region=config.region, url=config.url, at=0)
     background = [
         asyncio.create_task(view.follow_apps()),
@@ -90,9 +102,11 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(view.follow_grants()),
         asyncio.create_task(view.publish(me)),
         asyncio.create_task(waiters.run()),
+        asyncio.create_task(run_sweeper(blobs, clusters, regions, b.sweep_interval, b.sweep_grace)),
     ]
     yield
     await cancel_and_wait(background)
+    await stack.aclose()
     geo.close()
     await clusters.close()
 
@@ -177,6 +191,15 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi.spec(regions, config.max_sync_timeout))
 
 
+async def blob(request: web.Request) -> web.StreamResponse:
+    """``/internal/blobs/{name}``: bodies this edge stored, for the agents that run them.
+    Signed URLs, not API keys (see ``federation/blobs/signing.py``)."""
+    store = request.app[BLOBS]
+    if not isinstance(store, FsStore):
+        raise web.HTTPNotFound()
+    return await store.serve(request)
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
@@ -184,7 +207,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[json_errors, authenticate], client_max_size=config.inline_limit
+        # Task bodies are streamed (edge/bodies.py); this caps the ones read whole (app specs).
+        middlewares=[json_errors, authenticate],
+        client_max_size=1 << 20,
     )
     app[CONFIG] = config
     app[METRICS] = EdgeMetrics(registry or CollectorRegistry())
@@ -205,4 +230,5 @@ def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) ->
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get(FS_ROUTE, blob)
     return app

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from federation.appspec import NAME_PATTERN
+from federation.blobs.config import BlobConfig
 from federation.topology import EtcdConfig
 
 
@@ -43,7 +44,7 @@ class EdgeConfig(BaseModel):
     # One log line per request costs ~10 % of the edge's CPU at 1,000 requests/s: off unless
     # asked for (Prometheus counts requests either way).
     access_log: bool = False
-    inline_limit: int = Field(default=1 << 20, ge=1, le=1 << 20)  # etcd refuses requests > 1.5 MiB
+    blobs: BlobConfig = BlobConfig()  # bodies and results over the inline limit
 
     @model_validator(mode="after")
     def _tls_or_loopback(self) -> EdgeConfig:
@@ -52,6 +53,10 @@ class EdgeConfig(BaseModel):
         if self.tls_cert is None and not _loopback(self.host):
             raise ValueError(
                 f"host = {self.host!r}: plain HTTP is for loopback only; set tls_cert and tls_key"
+            )
+        if self.blobs.backend == "fs" and self.blobs.url is None and self.port == 0:
+            raise ValueError(
+                "port = 0: other nodes could not fetch this edge's blobs; set blobs.url"
             )
         return self
 

@@ -12,6 +12,7 @@ from edge.config import EdgeConfig
 from edge.metrics import EdgeMetrics
 from edge.state import FederationView
 from federation.apikeys import Grant
+from federation.blobs import BlobStore
 from federation.queue import Queue
 from federation.topology import Clusters
 from federation.waiters import TaskWaiters
@@ -36,6 +37,7 @@ WAITERS = web.AppKey("waiters", TaskWaiters)
 VIEW = web.AppKey("view", FederationView)
 CLIENTS = web.AppKey("clients", Clients)
 METRICS = web.AppKey("metrics", EdgeMetrics)
+BLOBS = web.AppKey("blobs", BlobStore)
 
 DRAINING = web.AppKey("draining", asyncio.Event)  # set when the edge starts shutting down
 GRANT = web.RequestKey("grant", Grant)  # the caller's grant, set by the auth middleware

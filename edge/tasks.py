@@ -12,18 +12,20 @@ from typing import Any
 import yarl
 from aiohttp import web
 
+from edge import bodies
 from edge.auth import may_use
-from edge.keys import CLIENTS, CLUSTERS, CONFIG, DRAINING, METRICS, QUEUE, VIEW, WAITERS
+from edge.keys import BLOBS, CLIENTS, CLUSTERS, CONFIG, DRAINING, METRICS, QUEUE, VIEW, WAITERS
 from edge.routing import BadRequest, Point, fallbacks, place
 from federation.aio import cancel_and_wait
-from federation.errors import PayloadTooLarge, SpilloverError, Unreachable
-from federation.task import State, TaskRecord, TaskStatus, new_task_id
+from federation.errors import SpilloverError, Unreachable
+from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
 from federation.waiters import until_finished
 
 log = logging.getLogger(__name__)
 _FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # How a finished task that did not succeed answers GET .../result (and a sync submit).
 _FAILURE_STATUS = {"handler_error": 500, "replica_lost": 502, "timeout": 504, "expired": 504,
+                   "payload_unavailable": 502,
                    "cancelled": 409}  # fmt: skip
 
 
@@ -68,15 +70,17 @@ def status_response(r: TaskRecord, code: int = 200, **headers: str) -> web.Respo
                         headers={**task_headers(r, status), **headers})  # fmt: skip
 
 
-async def outcome(request: web.Request, r: TaskRecord) -> web.Response:
+async def outcome(request: web.Request, r: TaskRecord) -> web.StreamResponse:
     """A finished task's answer: its result, or its error; a running one's status with 202."""
     if not r.state.terminal:
         location = f"/v1/tasks/{r.id}"
         return status_response(r, 202, Location=location, **{"Retry-After": "1"})
     if r.state is State.SUCCEEDED:
-        body = await request.app[QUEUE].result(r)
         content_type = r.result_content_type or "application/octet-stream"
         headers = {**task_headers(r), "Content-Type": content_type}
+        if r.result_ref is not None:
+            return await bodies.send(request, request.app[BLOBS], r.result_ref, headers)
+        body = await request.app[QUEUE].result(r)
         return web.Response(body=body, headers=headers)
     code = r.error.code if r.error else "internal"
     message = r.error.message if r.error else f"task {r.state.value}"
@@ -87,7 +91,7 @@ async def outcome(request: web.Request, r: TaskRecord) -> web.Response:
     )
 
 
-async def submit(request: web.Request) -> web.Response:
+async def submit(request: web.Request) -> web.StreamResponse:
     config, view = request.app[CONFIG], request.app[VIEW]
     app_name, function = request.match_info["app"], request.match_info["function"]
     may_use(request, app_name)
@@ -95,11 +99,6 @@ async def submit(request: web.Request) -> web.Response:
     spec = view.apps.get(app_name) or await view.registry.get(app_name)
     if not _FUNCTION.match(function):
         raise BadRequest(f"function {function!r} is not a valid name")
-    limit = min(spec.scaling.max_payload_bytes, config.inline_limit)
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(
-            f"body of {request.content_length} bytes is over the limit of {limit}"
-        )
     priority = _header_int(request, "X-Spillover-Priority", 5, 0, 9)
     wait = _header_seconds(request, "X-Spillover-Timeout", config.default_sync_timeout,
                            config.max_sync_timeout)  # fmt: skip
@@ -107,7 +106,6 @@ async def submit(request: web.Request) -> web.Response:
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not 1 <= len(idem) <= 255:
         raise BadRequest("Idempotency-Key must be 1 to 255 characters")
-    body = await _read_body(request, limit)
     known: dict[str, Point] = {r.name: (r.lat, r.lon) for r in config.regions}
     placed = place(
         pin=request.headers.get("X-Spillover-Region"),
@@ -119,6 +117,11 @@ async def submit(request: web.Request) -> web.Response:
     asynchronous = request.query.get("async", "").lower() in ("1", "true") or (
         "respond-async" in request.headers.get("Prefer", "").lower()
     )
+    # Every header is checked before the body is read: a bad request stores nothing.
+    ulid, store = new_ulid(), request.app[BLOBS]
+    body, ref = await bodies.receive(
+        request, spec.scaling.max_payload_bytes, config.blobs.inline_limit, store, ulid
+    )
     # The home partition first; if its etcd cannot be reached (the task was certainly not
     # stored), the nearest other region the task may run in. Pinned to one region: 503.
     homes = _one_per_cluster(
@@ -128,11 +131,11 @@ async def submit(request: web.Request) -> web.Response:
         for i, home in enumerate(homes):
             now = time.time()
             record = TaskRecord(
-                id=new_task_id(home), app=app_name, function=function,
+                id=new_task_id(home, ulid), app=app_name, function=function,
                 home_region=home, allowed_regions=placed.allowed, priority=priority,
                 max_attempts=spec.scaling.max_attempts, created_at=now,
                 deadline=now + spec.scaling.response_grace_period, idempotency_key=idem,
-                webhook=webhook,
+                webhook=webhook, payload_ref=ref,
                 content_type=request.headers.get("Content-Type", "application/octet-stream"),
             )  # fmt: skip
             try:
@@ -141,10 +144,16 @@ async def submit(request: web.Request) -> web.Response:
                 break
             except Unreachable as e:
                 if i == len(homes) - 1:
+                    if ref is not None:  # certainly not stored anywhere
+                        await store.delete(ref.name)
                     raise
                 log.warning("partition %s unreachable (%s); storing in %s", home, e, homes[i + 1])
+        # Other failures may have stored the task (a timeout after etcd applied it): its blob
+        # is left for the sweeper, which deletes it only if the task does not exist.
         if created:
             request.app[METRICS].submitted.labels(app_name, home).inc()
+        elif ref is not None:  # an idempotent retry: the first task has its own body
+            await store.delete(ref.name)
         if asynchronous:
             return status_response(stored, 202, Location=f"/v1/tasks/{stored.id}")
         if stored.id != record.id:  # an idempotent retry: answer with the first task as it is
@@ -207,17 +216,6 @@ async def wait_finished(
     return await request.app[QUEUE].get(record.id)
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; a chunked body that goes over is refused, not buffered."""
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def task_of(request: web.Request) -> TaskRecord:
     """The task named in the path, if the caller's key covers its app."""
     record = await request.app[QUEUE].get(request.match_info["id"])
@@ -229,7 +227,7 @@ async def status(request: web.Request) -> web.Response:
     return status_response(await task_of(request))
 
 
-async def result(request: web.Request) -> web.Response:
+async def result(request: web.Request) -> web.StreamResponse:
     task_id = request.match_info["id"]
     wait = _wait_param(request)
     async with request.app[WAITERS].subscribe(task_id) as updates:

@@ -372,3 +372,12 @@ async def follow(
         else:
             values.pop(item.kv.key, None)
         yield values
+
+
+async def get_or_create(etcd: Etcd, key: bytes, value: bytes) -> bytes:
+    """The value at ``key``, set to ``value`` if absent (create-if-absent, so two processes
+    starting at once agree on one): for the federation's secrets."""
+    await etcd.txn([absent(key)], [put(key, value)])
+    kv = await etcd.get(key)
+    assert kv is not None
+    return kv.value

@@ -7,6 +7,7 @@ Control keyspace (one cluster, low write rate)::
     {root}/edges/{edge}                      an edge's heartbeat, under its lease
     {root}/apikeys/{sha256(key)}             an API key's grant (the key itself is never stored)
     {root}/webhook-secret                    the federation's webhook signing secret
+    {root}/blob-secret                       the key that signs fs blob URLs
     {root}/leaders/{region}                  the agent that decides the region's scaling, leased
 
 Partition keyspace (one per home region; each partition lives in the cluster its config names)::
@@ -88,6 +89,10 @@ def leader(root: str, region_name: str) -> bytes:
 
 def webhook_secret(root: str) -> bytes:
     return _b(f"{root}/webhook-secret")
+
+
+def blob_secret(root: str) -> bytes:
+    return _b(f"{root}/blob-secret")
 
 
 # -- partition keyspace -------------------------------------------------------------------------

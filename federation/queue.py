@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from federation import keys
 from federation import task as sm
 from federation.aio import cancel_and_wait
+from federation.blobs import BlobRef
 from federation.errors import Conflict, NotClaimer, NotFound, Unavailable
 from federation.etcd import (
     KV,
@@ -243,9 +244,14 @@ class Queue:
             )
         return record
 
-    async def complete(self, claim: Claim, result: bytes, content_type: str) -> TaskRecord:
+    async def complete(
+        self, claim: Claim, result: bytes, content_type: str, ref: BlobRef | None = None
+    ) -> TaskRecord:
+        """The result: ``result`` inline, or in a blob (``ref``; then ``result`` is empty)."""
         r = claim.record
-        done = sm.finish(r, ok=True, now=self.clock(), result_content_type=content_type)
+        done = sm.finish(
+            r, ok=True, now=self.clock(), result_content_type=content_type, result_ref=ref
+        )
         return await self._fenced(
             claim, done, [put(keys.result(self.root, r.partition, r.id), result)]
         )

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from ulid import ULID
 
+from federation.blobs import BlobRef
 from federation.errors import Conflict
 
 
@@ -34,7 +35,15 @@ class State(StrEnum):
         return self not in (State.QUEUED, State.RUNNING)
 
 
-ErrorCode = Literal["handler_error", "timeout", "expired", "cancelled", "replica_lost", "internal"]
+ErrorCode = Literal[
+    "handler_error",
+    "timeout",
+    "expired",
+    "cancelled",
+    "replica_lost",
+    "payload_unavailable",
+    "internal",
+]
 
 
 class TaskError(BaseModel):
@@ -68,6 +77,9 @@ class TaskRecord(BaseModel):
     error: TaskError | None = None
     webhook: str | None = None
     idempotency_key: str | None = None
+    # Bodies over the inline limit live in a blob store; the record holds where (else etcd).
+    payload_ref: BlobRef | None = None
+    result_ref: BlobRef | None = None
 
     @property
     def partition(self) -> str:
@@ -78,10 +90,19 @@ class TaskRecord(BaseModel):
         return bool(self.allowed_regions)
 
 
-def new_task_id(partition: str) -> str:
+def new_task_id(partition: str, ulid: str | None = None) -> str:
     """A ULID (sortable by time) followed by the partition that stores the task, so any edge can
-    find the task without a search: ``01JD3...Q8.eu-west-1``."""
-    return f"{ULID()}.{partition}"
+    find the task without a search: ``01JD3...Q8.eu-west-1``. An enqueue that falls back to
+    another partition keeps the ULID: the body's blob is named after it."""
+    return f"{ulid or new_ulid()}.{partition}"
+
+
+def new_ulid() -> str:
+    return str(ULID())
+
+
+def ulid_of(task_id: str) -> str:
+    return task_id.partition(".")[0]
 
 
 def partition_of(task_id: str) -> str:
@@ -122,6 +143,7 @@ def finish(
     now: float,
     error: TaskError | None = None,
     result_content_type: str | None = None,
+    result_ref: BlobRef | None = None,
 ) -> TaskRecord:
     to = State.SUCCEEDED if ok else State.FAILED
     _check(record, to)
@@ -133,6 +155,7 @@ def finish(
             "finished_at": now,
             "error": None if ok else error,
             "result_content_type": result_content_type if ok else None,
+            "result_ref": result_ref if ok else None,
         }
     )
 

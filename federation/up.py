@@ -77,6 +77,7 @@ def write_configs(
             "name": r.name, "lat": r.lat, "lon": r.lon,
             "peers": [p.name for p in regions if p != r],  # take any region's tasks: spillover
             "app_root": str(app_root), "etcd": etcd, "metrics_port": free_port(),
+            "blobs": {"dir": str((data / "blobs" / r.name).resolve())},
         }  # fmt: skip
         files[r.name] = data / f"{r.name}.toml"
         files[r.name].write_text(tomli_w.dumps(config))
@@ -88,6 +89,7 @@ def write_configs(
         "allow_http_webhooks": True,
         "regions": [{"name": r.name, "lat": r.lat, "lon": r.lon} for r in regions],
         "etcd": etcd,
+        "blobs": {"dir": str((data / "blobs" / "edge-0").resolve())},
     }
     if db := geoip_db():
         edge["geoip_db"] = db

@@ -12,7 +12,7 @@ import hmac
 import secrets
 
 from federation import keys
-from federation.etcd import Etcd, absent, put
+from federation.etcd import Etcd, get_or_create
 
 HEADER = "X-Spillover-Signature"
 TOLERANCE = 300.0  # seconds a receiver should accept a signature for
@@ -37,8 +37,4 @@ def verify(secret: bytes, body: bytes, header: str, now: float) -> bool:
 async def secret(etcd: Etcd, root: str) -> bytes:
     """The federation's signing secret; the first caller creates it (create-if-absent, so two
     regions starting at once agree on one)."""
-    key = keys.webhook_secret(root)
-    await etcd.txn([absent(key)], [put(key, secrets.token_hex(32).encode())])
-    kv = await etcd.get(key)
-    assert kv is not None
-    return kv.value
+    return await get_or_create(etcd, keys.webhook_secret(root), secrets.token_hex(32).encode())

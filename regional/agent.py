@@ -18,6 +18,8 @@ from federation import keys
 from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec
+from federation.blobs import BlobStore
+from federation.blobs.sweep import run_sweeper
 from federation.errors import Unavailable
 from federation.etcd import Snapshot, follow
 from federation.heartbeat import AppLoad, RegionHeartbeat
@@ -27,6 +29,7 @@ from federation.ready import ReadyView
 from federation.reaper import run_reaper
 from federation.topology import Clusters
 from regional.autoscale import run_autoscaler
+from regional.blobs import serve_blobs
 from regional.config import RegionConfig
 from regional.metrics import RegionMetrics
 from regional.pool import Pool
@@ -65,6 +68,7 @@ class Agent:
         self.claimer = Claimer(claimer_id, config.name, ttl=config.lease_ttl)
         self.runners: dict[str, AppRunner] = {}
         self.live_regions: set[str] = set()
+        self.blobs: BlobStore | None = None  # open while run() runs
 
     def partitions(self, spec: AppSpec) -> tuple[str, ...]:
         return tuple(sorted({*self.config.partitions, *spec.placement.regions}))
@@ -80,6 +84,17 @@ class Agent:
         )
 
     async def run(self) -> None:
+        async with serve_blobs(self.config, self.clusters) as self.blobs:
+            await self._run()
+
+    def _blob_partitions(self) -> set[str]:
+        """Partitions whose tasks this agent may have stored results for."""
+        return {
+            *self.config.partitions,
+            *(p for r in self.runners.values() for p in r.view.partitions),
+        }
+
+    async def _run(self) -> None:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._follow_apps())
@@ -91,6 +106,11 @@ class Agent:
                     self.clusters, c.name, attempts=c.webhook_attempts, backoff=c.webhook_backoff
                 )
                 tg.create_task(hooks.run())
+                assert self.blobs is not None
+                tg.create_task(
+                    run_sweeper(self.blobs, self.clusters, self._blob_partitions,
+                                c.blobs.sweep_interval, c.blobs.sweep_grace)
+                )  # fmt: skip
                 if c.autoscale:
                     tg.create_task(run_autoscaler(self))
                 for p in self.config.partitions:
@@ -134,7 +154,9 @@ class Agent:
 
     def _start_app(self, spec: AppSpec) -> None:
         desired = self._desired(spec)
-        pool = Pool(spec, self.config.name, self.queue, self.provider, desired, self.metrics)
+        assert self.blobs is not None
+        pool = Pool(spec, self.config.name, self.queue, self.provider, desired, self.metrics,
+                    self.blobs, self.config.blobs.inline_limit)  # fmt: skip
         view = ReadyView(self.queue, spec.name, self.partitions(spec))
         runner = AppRunner(spec, pool, view)
         loop = asyncio.get_running_loop()

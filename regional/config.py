@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from federation.appspec import NAME_PATTERN
+from federation.blobs.config import BlobConfig
 from federation.topology import EtcdConfig
 
 
@@ -25,6 +26,9 @@ class RegionConfig(BaseModel):
     # max(min_replicas, 1).
     autoscale: bool = True
     replicas: dict[str, int] = {}
+    blobs: BlobConfig = BlobConfig()  # results over the inline limit
+    blob_host: str = "127.0.0.1"  # fs: where this agent serves its blobs to the edges
+    blob_port: int = Field(default=0, ge=0, le=65535)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus, on loopback
     webhook_attempts: int = Field(default=8, ge=1, le=20)
     webhook_backoff: float = Field(default=1.0, gt=0, le=60)  # first retry delay; doubles

@@ -1,7 +1,8 @@
 """Loading a user's handler class and calling one of its functions with a task context.
 
 The handler API (spec): ``load()`` once per replica, then one method per function,
-``def f(payload: bytes, ctx) -> bytes | dict`` or ``async def``. A dict result is JSON.
+``def f(payload: bytes, ctx) -> bytes | dict`` or ``async def``. A dict result is JSON. Large
+bodies: ``@stream`` handlers and async-iterator results (``regional/streams.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import importlib
 import inspect
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from regional.streams import Body, wants_stream
 
 
 class Context:
@@ -74,15 +77,26 @@ def function_of(instance: Any, name: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
-async def call(
-    fn: Callable[..., Any], payload: bytes, ctx: Context, pool: ThreadPoolExecutor
-) -> tuple[bytes, str]:
-    """Run the function (async on the loop, sync in the pool); returns (body, content type)."""
+async def call(fn: Callable[..., Any], body: Body, ctx: Context, pool: ThreadPoolExecutor) -> Any:
+    """Run the function (async on the loop, sync in the pool) on the body, as a stream if it
+    asked for one (``@stream``), else as bytes. Returns what it returned."""
+    if wants_stream(fn):
+        if inspect.isasyncgenfunction(fn):
+            return fn(body, ctx)
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"@stream needs an async handler; {fn.__name__} is not")
+        return await fn(body, ctx)
+    payload = await body.read()
+    if inspect.isasyncgenfunction(fn):
+        return fn(payload, ctx)
     if inspect.iscoroutinefunction(fn):
-        result = await fn(payload, ctx)
-    else:
-        result = await asyncio.get_running_loop().run_in_executor(pool, fn, payload, ctx)
-    return encode_result(result)
+        return await fn(payload, ctx)
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, payload, ctx)
+
+
+def streamed(result: Any) -> AsyncIterator[bytes] | None:
+    """A result to send in chunks: an async iterator of bytes."""
+    return result.__aiter__() if hasattr(result, "__aiter__") else None
 
 
 def encode_result(result: Any) -> tuple[bytes, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import grpc
 from tenacity import (
@@ -21,12 +22,14 @@ from tenacity import (
 
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
+from federation.blobs import BlobRef, BlobStore, BlobUnavailable, checked, result_name
 from federation.errors import NotClaimer, Unavailable
 from federation.queue import Claim, Queue
-from federation.task import TaskError
+from federation.task import TaskError, ulid_of
 from regional.events import EventPublisher
 from regional.metrics import RegionMetrics
 from regional.replicas import Provider, Replica
+from regional.results import ResultSink
 from regional.rpc import replica_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,12 @@ class Pool:
         provider: Provider,
         desired: int,
         metrics: RegionMetrics,
+        blobs: BlobStore,
+        inline_limit: int,
     ) -> None:
         self.spec = spec
+        self.blobs = blobs
+        self.inline_limit = inline_limit
         self.metrics = metrics
         self.region = region
         self.queue = queue
@@ -158,15 +165,27 @@ class Pool:
     async def _run(self, claim: Claim, replica: Replica) -> None:
         record = claim.record
         events: EventPublisher | None = None  # most tasks report none: no extra etcd writes
+        sink = ResultSink(self.blobs, self.inline_limit, result_name(ulid_of(record.id),
+                                                                     record.attempts))  # fmt: skip
+        feeding: asyncio.Task[None] | None = None
         try:
             assert replica.stub is not None
             request = pb.RunRequest(
-                task_id=record.id, function=record.function,
-                payload=claim.payload, content_type=record.content_type,
+                task_id=record.id, function=record.function, content_type=record.content_type,
+                payload=claim.payload, size=len(claim.payload),
             )  # fmt: skip
-            call = replica.stub.Run(request, timeout=self.spec.scaling.max_runtime)
+            timeout = self.spec.scaling.max_runtime
+            if record.payload_ref is None:
+                call: Any = replica.stub.Run(request, timeout=timeout)
+            else:
+                call = replica.stub.RunStream(timeout=timeout)
+                request.size = record.payload_ref.size
+                feeding = asyncio.create_task(self._feed(call, request, record.payload_ref))
             async for event in call:
                 kind = event.WhichOneof("kind")
+                if kind == "chunk":
+                    await sink.add(event.chunk)
+                    continue
                 if kind in ("progress", "log"):
                     events = events or EventPublisher(self.queue, record.id)
                     if kind == "progress":
@@ -177,9 +196,17 @@ class Pool:
                 if events is not None:
                     await events.close()
                 if kind == "result":
+                    await sink.add(event.result.body)
+                    body, ref = await sink.finish()
                     self.running.pop(record.id, None)
-                    result = event.result
-                    done = await self.queue.complete(claim, result.body, result.content_type)
+                    try:
+                        done = await self.queue.complete(
+                            claim, body, event.result.content_type, ref
+                        )
+                    except BaseException:
+                        if ref is not None:  # fenced off (or unknown): not the result that counts
+                            await self.blobs.delete(ref.name)
+                        raise
                     self.metrics.finished(done)
                 elif kind == "error":
                     self.running.pop(record.id, None)
@@ -189,6 +216,9 @@ class Pool:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 return  # we were told to stop: whoever cancelled wrote the final record
+            if (bad := _payload_error(feeding)) is not None:
+                await self._payload_failed(claim, bad)
+                return
             # The call, not this task, was cancelled: the replica died and its channel closed
             # under the call (grpc.aio raises CancelledError then, not an RpcError).
             self._retire(replica)
@@ -201,11 +231,31 @@ class Pool:
             # etcd down: our lease will lapse and the reaper requeues the task elsewhere.
             log.warning("task %s: could not write its outcome: %s", record.id, e)
         finally:
+            if feeding is not None:
+                await cancel_and_wait([feeding])
+            await sink.abort()
             if events is not None:
                 await events.close()
             self.running.pop(record.id, None)
             replica.busy -= 1
             self._notify()
+
+    async def _feed(self, call: Any, request: pb.RunRequest, ref: BlobRef) -> None:
+        """Stream a blob payload into the replica. On a broken or altered blob the call is
+        cancelled and ``_run`` fails the task (below), instead of taking the replica for dead."""
+        try:
+            await call.write(pb.RunInput(request=request))
+            async for chunk in checked(ref, self.blobs.read(ref)):
+                await call.write(pb.RunInput(chunk=chunk))
+            await call.done_writing()
+        except BlobUnavailable:
+            call.cancel()
+            raise
+
+    async def _payload_failed(self, claim: Claim, error: BlobUnavailable) -> None:
+        with contextlib.suppress(NotClaimer, Unavailable):
+            failure = TaskError(code="payload_unavailable", message=error.message)
+            self.metrics.finished(await self.queue.fail(claim, failure))
 
     async def _after_rpc_error(
         self, claim: Claim, replica: Replica, e: grpc.aio.AioRpcError
@@ -245,3 +295,11 @@ class Pool:
         await asyncio.gather(
             *(self.provider.stop(r) for r in self.replicas), return_exceptions=True
         )
+
+
+def _payload_error(feeding: asyncio.Task[None] | None) -> BlobUnavailable | None:
+    """Why feeding a blob payload failed, if the blob (not the replica) was at fault."""
+    if feeding is None or not feeding.done() or feeding.cancelled():
+        return None
+    error = feeding.exception()
+    return error if isinstance(error, BlobUnavailable) else None

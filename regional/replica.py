@@ -22,11 +22,23 @@ from typing import Any
 import grpc
 import uvloop
 
+from federation.blobs import CHUNK
 from federation.proc import die_with_parent
-from regional.handler import Context, UnknownFunction, call, function_of, load_handler
+from regional.handler import (
+    Context,
+    UnknownFunction,
+    call,
+    encode_result,
+    function_of,
+    load_handler,
+    streamed,
+)
 from regional.rpc import GRPC_OPTIONS
 from regional.rpc import replica_pb2 as pb
 from regional.rpc import replica_pb2_grpc as pb_grpc
+from regional.streams import Body
+
+_IN_FLIGHT = 4  # result chunks queued for the agent per task (4 MiB)
 
 
 class ReplicaService(pb_grpc.ReplicaServicer):
@@ -43,6 +55,28 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         )
 
     async def Run(self, request: pb.RunRequest, context: Any) -> AsyncIterator[pb.RunEvent]:
+        async for event in self._run(request, Body.of(request.payload), context):
+            yield event
+
+    async def RunStream(
+        self, inputs: AsyncIterator[pb.RunInput], context: Any
+    ) -> AsyncIterator[pb.RunEvent]:
+        first = await anext(inputs, None)
+        if first is None or first.WhichOneof("kind") != "request":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "RunStream starts with a request")
+            return
+        request = first.request
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for message in inputs:
+                yield message.chunk
+
+        async for event in self._run(request, Body(chunks(), request.size), context):
+            yield event
+
+    async def _run(
+        self, request: pb.RunRequest, body: Body, context: Any
+    ) -> AsyncIterator[pb.RunEvent]:
         if self.busy >= self.capacity:
             # The agent never sends more than the free slots; this guards the hard limit.
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "replica_concurrency reached")
@@ -51,29 +85,54 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         except UnknownFunction as e:
             yield pb.RunEvent(error=pb.Error(code="handler_error", message=str(e)))
             return
+        # Progress and log lines come from handler threads (put_nowait); result chunks from
+        # the handler's iterator, at most _IN_FLIGHT at a time so a fast producer waits for
+        # the agent instead of filling memory.
         events: asyncio.Queue[Any] = asyncio.Queue()
+        credits = asyncio.Semaphore(_IN_FLIGHT)
         ctx = Context(request.task_id, asyncio.get_running_loop(), events.put_nowait)
         self.busy += 1
-        work = asyncio.ensure_future(call(fn, request.payload, ctx, self.pool))
+        work = asyncio.ensure_future(self._execute(fn, body, ctx, events, credits))
         work.add_done_callback(lambda _: events.put_nowait(None))
         try:
             while (event := await events.get()) is not None:
-                if event[0] == "progress":
+                if event[0] == "chunk":
+                    yield pb.RunEvent(chunk=event[1])
+                    credits.release()
+                elif event[0] == "progress":
                     yield pb.RunEvent(progress=pb.Progress(fraction=event[1], message=event[2]))
                 else:
                     yield pb.RunEvent(log=pb.Log(line=event[1]))
             try:
-                body, content_type = work.result()
+                body_out, content_type = work.result()
             except Exception as e:  # the user's code failed: a failed task, not a dead replica
                 message = f"{type(e).__name__}: {e}"
                 yield pb.RunEvent(error=pb.Error(code="handler_error", message=message))
             else:
-                yield pb.RunEvent(result=pb.Result(body=body, content_type=content_type))
+                yield pb.RunEvent(result=pb.Result(body=body_out, content_type=content_type))
         finally:
             # Reached on completion and when the agent cancels the call (cancel, max_runtime).
             ctx.cancel()
             work.cancel()
             self.busy -= 1
+
+    async def _execute(
+        self,
+        fn: Any,
+        body: Body,
+        ctx: Context,
+        events: asyncio.Queue[Any],
+        credits: asyncio.Semaphore,
+    ) -> tuple[bytes, str]:
+        result = await call(fn, body, ctx, self.pool)
+        chunks = streamed(result)
+        if chunks is None:
+            return encode_result(result)
+        async for chunk in chunks:
+            for i in range(0, len(chunk), CHUNK):
+                await credits.acquire()
+                events.put_nowait(("chunk", bytes(chunk[i : i + CHUNK])))
+        return b"", "application/octet-stream"
 
 
 async def serve(handler_path: str, concurrency: int, host: str, port: int) -> None:

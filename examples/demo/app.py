@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from regional.batching import batch
+from regional.streams import Body, stream
 
 
 class Model:
@@ -51,5 +53,9 @@ class Model:
             "replica": os.environ.get("SPILLOVER_REPLICA", ""),
         }
 
-    def echo(self, payload: bytes, ctx: Any) -> bytes:
-        return payload
+    @stream
+    async def echo(self, body: Body, ctx: Any) -> AsyncIterator[bytes]:
+        """The body back, any size up to the app's limit, streamed: a 1 GiB echo holds a few
+        MiB at a time, not 1 GiB."""
+        async for chunk in body:
+            yield chunk

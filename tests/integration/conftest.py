@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ class Harness:
         # The autoscaler is off unless a test asks: these tests count slots and replicas.
         cfg = RegionConfig(
             name=REGION, lat=39.0, lon=-77.5, etcd=self.etcd_config, app_root=REPO,
-            lease_ttl=2, heartbeat_interval=0.2, **{"autoscale": False, **config},
+            lease_ttl=2, heartbeat_interval=0.2,
+            **{"autoscale": False, "blobs": {"dir": tempfile.mkdtemp(prefix="agent-blobs-")},
+               **config},
         )  # fmt: skip
         agent = Agent(cfg, Clusters(self.etcd_config), LocalProcessProvider(REPO))
         self.agents.append((agent, asyncio.create_task(agent.run())))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from aiohttp import web
 from edge.app import create_app
 from edge.config import EdgeConfig, RegionPoint
 from edge.tls import server_context
-from federation.etcd_server import LocalEtcd
+from federation.etcd_server import LocalEtcd, free_port
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.waiting import until
 
@@ -37,13 +38,15 @@ class Edge:
 
 
 async def start_edge(harness_config: Any, **settings: Any) -> Edge:
+    blobs = {"dir": tempfile.mkdtemp(prefix="edge-blobs-")}
     config = EdgeConfig(
-        region=REGION, regions=REGIONS, etcd=harness_config, port=0, **{"auth": False, **settings}
-    )
+        region=REGION, regions=REGIONS, etcd=harness_config, port=free_port(),
+        **{"auth": False, "blobs": blobs, **settings},
+    )  # fmt: skip
     runner = web.AppRunner(create_app(config))
     await runner.setup()
     tls = server_context(config)
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
+    site = web.TCPSite(runner, "127.0.0.1", config.port, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1]
     scheme = "http" if tls is None else "https"

@@ -76,7 +76,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         for name, lat, lon, cfg, peer in ((US, 39.0, -77.5, near, EU), (EU, 53.3, -6.3, far, US)):
             region = RegionConfig(name=name, lat=lat, lon=lon, peers=(peer,), etcd=cfg,
                                   app_root=REPO, lease_ttl=2, heartbeat_interval=0.2,
-                                  autoscale=False)  # fmt: skip
+                                  autoscale=False, blobs={"dir": tmp_path / name})  # fmt: skip
             agents[name] = Agent(region, Clusters(cfg), LocalProcessProvider(REPO))
             running.append(asyncio.create_task(agents[name].run()))
         queue = Queue(clusters)
