@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import time
 from typing import Any
+
+from regional.streams import Body, stream
 
 
 class Worker:
@@ -32,6 +35,15 @@ class Worker:
 
     def echo(self, payload: bytes, ctx: Any) -> bytes:
         return payload
+
+    @stream
+    async def digest(self, body: Body, ctx: Any) -> dict[str, Any]:
+        """The body's size and sha256, read as a stream (never whole)."""
+        h, size = hashlib.sha256(), 0
+        async for chunk in body:
+            h.update(chunk)
+            size += len(chunk)
+        return {"size": size, "declared": body.size, "sha256": h.hexdigest()}
 
     def boom(self, payload: bytes, ctx: Any) -> bytes:
         raise ValueError("bad input: " + payload.decode())
