@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import uvloop
 
 if TYPE_CHECKING:
-    from benchmarks.compare import Report
+    from benchmarks.report import Report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def _run(names: list[str]) -> Report:
-    from benchmarks.compare import BENCHES, Report
+    from benchmarks.compare import BENCHES
+    from benchmarks.report import Report
 
     report = Report()
     with tempfile.TemporaryDirectory() as d:

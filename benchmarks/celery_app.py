@@ -51,6 +51,12 @@ def work(key: str, seconds: float) -> dict[str, float]:
     return run(key, seconds)
 
 
+@app.task(name="echo")
+def echo(body: str) -> str:
+    """The payload benchmark: a body as Celery users send bytes with the JSON serializer."""
+    return body
+
+
 @app.task(name="predict")
 def predict(rows: list[list[float]]) -> dict[str, Any]:
     import torch

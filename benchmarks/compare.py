@@ -2,7 +2,7 @@
 Worker concurrency is equal on both sides (4 slots: one replica of replica_concurrency 4 against
 a prefork worker of 4 processes); each side runs its defaults unless a row says otherwise.
 
-    spillover bench all | dispatch | throughput | hol | loss | memory | scaleup
+    spillover bench all | dispatch | throughput | hol | loss | memory | scaleup | payload
 """
 
 from __future__ import annotations
@@ -13,48 +13,15 @@ import json
 import os
 import signal
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.payload import payload
 from benchmarks.regional import pct
-from benchmarks.sides import Celery, Spillover, cpu_seconds, rss_mib, tree
-from federation.etcd_server import free_port
-
-SLOTS = 4
-
-
-@dataclass
-class Row:
-    """One figure, both sides, every repetition (the median is reported, with the spread)."""
-
-    figure: str
-    unit: str
-    spillover: list[float] = field(default_factory=list)
-    celery: list[float] = field(default_factory=list)
-    better: str = "lower"  # or "higher"
-    note: str = ""
-
-    def add(self, s: float | None = None, c: float | None = None) -> None:
-        if s is not None:
-            self.spillover.append(s)
-        if c is not None:
-            self.celery.append(c)
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    waits: dict[str, list[float]] = field(default_factory=dict)  # for the plot
-
-    def row(self, figure: str, unit: str, **kw: Any) -> Row:
-        r = Row(figure, unit, **kw)
-        self.rows.append(r)
-        return r
-
+from benchmarks.report import SLOTS, Report
+from benchmarks.sides import Celery, Spillover, cpu_seconds, edge_process, rss_mib, tree
 
 # -- 1. dispatch -----------------------------------------------------------------------------
 
@@ -97,44 +64,13 @@ def _celery_dispatch(ce: Celery, n: int) -> list[float]:
 async def _edge_dispatch(sp: Spillover, tmp: Path, n: int) -> list[float]:
     import aiohttp
 
-    port = free_port()
-    toml = tmp / "edge.toml"
-    toml.write_text(
-        f'region = "us-east-1"\nport = {port}\nauth = false\n'
-        '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n'
-        f'[etcd]\nendpoints = ["{sp.etcd.endpoints[0]}"]\nroot = "/bench"\n'
-    )
-    errors = (tmp / "edge.err").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edge.main", "--config", str(toml),
-        cwd=str(Path(__file__).parents[1]), stdout=asyncio.subprocess.DEVNULL, stderr=errors,
-    )  # fmt: skip
-    errors.close()
-    url = f"http://127.0.0.1:{port}/v1/apps/bench/stamp"
     lat = []
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):  # until it serves
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the edge exited: {(tmp / 'edge.err').read_text()}")
-                await asyncio.sleep(0.1)
-            else:
-                raise TimeoutError(f"the edge is not ready: {(tmp / 'edge.err').read_text()}")
-            for _ in range(n + 10):
-                t0 = time.time()
-                async with http.post(url, data=b"{}") as r:
-                    body = await r.json()
-                lat.append((body["started"] - t0) * 1000)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await proc.wait()
+    async with edge_process(sp, tmp) as base, aiohttp.ClientSession() as http:
+        for _ in range(n + 10):
+            t0 = time.time()
+            async with http.post(f"{base}/v1/apps/bench/stamp", data=b"{}") as r:
+                body = await r.json()
+            lat.append((body["started"] - t0) * 1000)
     return lat[10:]
 
 
@@ -466,6 +402,7 @@ BENCHES: dict[str, Callable[[Path, Report], Awaitable[None]]] = {
     "loss": loss,
     "memory": memory,
     "scaleup": scaleup,
+    "payload": payload,
 }
 
 

@@ -105,11 +105,13 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         port = free_port()
         (tmp / "edge.toml").write_text(
             f'region = "us-east-1"\nport = {port}\nauth = false\n'
-            '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n' + etcd_toml
+            '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n'
+            + etcd_toml
             + f'[blobs]\ndir = "{tmp / "edge-blobs"}"\n'
         )
         (tmp / "region.toml").write_text(
-            f'name = "us-east-1"\nlat = 39.0\nlon = -77.5\napp_root = "{REPO}"\n' + etcd_toml
+            f'name = "us-east-1"\nlat = 39.0\nlon = -77.5\napp_root = "{REPO}"\n'
+            + etcd_toml
             + f'[blobs]\ndir = "{tmp / "region-blobs"}"\n'
         )
         procs = [

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
+
+from regional.streams import Body, stream
 
 
 def run(key: str, seconds: float) -> dict[str, float]:
@@ -24,6 +27,12 @@ def run(key: str, seconds: float) -> dict[str, float]:
 
 
 class Probe:
+    @stream
+    async def echo(self, body: Body, ctx: Any) -> AsyncIterator[bytes]:
+        """The body back, streamed (the payload benchmark)."""
+        async for chunk in body:
+            yield chunk
+
     def stamp(self, payload: bytes, ctx: Any) -> dict[str, float]:
         return {"started": time.time()}
 

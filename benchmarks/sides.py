@@ -5,6 +5,7 @@ both from this process and read CPU and memory from /proc."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +327,43 @@ class Celery:
         if self.redis is not None:
             self.redis.terminate()
             self.redis.wait(timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def edge_process(sp: Spillover, tmp: Path) -> AsyncIterator[str]:
+    """An edge process in front of ``sp``'s etcd, ready; yields its URL."""
+    import aiohttp
+
+    port = free_port()
+    await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
+    toml = tmp / "edge.toml"
+    toml.write_text(
+        f'region = "us-east-1"\nport = {port}\nauth = false\n'
+        '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n'
+        f'[etcd]\nendpoints = ["{sp.etcd.endpoints[0]}"]\nroot = "/bench"\n'
+        f'[blobs]\ndir = "{tmp / "edge-blobs"}"\n'
+    )
+    errors = (tmp / "edge.err").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.main", "--config", str(toml),
+        cwd=str(REPO), stdout=asyncio.subprocess.DEVNULL, stderr=errors,
+    )  # fmt: skip
+    errors.close()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):  # until it serves
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{base}/readyz") as r:
+                        if r.status == 200:
+                            break
+                if proc.returncode is not None:
+                    raise RuntimeError(f"the edge exited: {(tmp / 'edge.err').read_text()}")
+                await asyncio.sleep(0.1)
+            else:
+                raise TimeoutError(f"the edge is not ready: {(tmp / 'edge.err').read_text()}")
+        yield base
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()

@@ -3,18 +3,20 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec, parse_spec
-from federation.etcd_server import LocalEtcd
+from federation.blobs.config import BlobConfig
+from federation.etcd_server import LocalEtcd, free_port
 from federation.queue import Queue
-from federation.task import TaskRecord
+from federation.task import TaskRecord, new_ulid
 from federation.topology import Clusters
 from federation.waiters import TaskWaiters
 from regional.agent import Agent
@@ -93,3 +95,25 @@ async def harness(etcd1: LocalEtcd, root: str) -> AsyncIterator[Harness]:
     h = Harness(etcd1, root)
     yield h
     await h.close()
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[str]:
+    """moto's server mode: the S3 HTTP API on loopback."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_blobs(moto: str, monkeypatch: pytest.MonkeyPatch) -> BlobConfig:
+    """A fresh bucket in moto, as a ``[blobs]`` config."""
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        monkeypatch.setenv(k, v)
+    bucket = f"b{new_ulid().lower()}"
+    boto3.client("s3", region_name="us-east-1", endpoint_url=moto).create_bucket(Bucket=bucket)
+    return BlobConfig(backend="s3", bucket=bucket, s3_region="us-east-1", endpoint_url=moto)

@@ -79,17 +79,23 @@ def alive(pids: set[int]) -> set[int]:
 
 
 class Up:
-    def __init__(self, tmp: Path) -> None:
-        (tmp / "worker.toml").write_text(WORKER_APP)
+    def __init__(
+        self,
+        tmp: Path,
+        app: str | None = WORKER_APP,  # None: the bundled demo app
+        regions: tuple[str, ...] = ("us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3"),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = tmp / "up.log"
         command = [
             sys.executable, "-m", "federation.up", "--port", str(self.port),
             "--etcd-port", str(two_free_ports()), "--data", str(tmp / "data"),
-            "--app", str(tmp / "worker.toml"),
-            "--regions", "us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3",
+            "--regions", *regions,
         ]  # fmt: skip
+        if app is not None:
+            (tmp / "app.toml").write_text(app)
+            command += ["--app", str(tmp / "app.toml")]
         with self.output.open("wb") as out:
             self.proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 

@@ -69,13 +69,15 @@ resource "aws_launch_template" "edge" {
     package = var.spillover_version
     tls     = var.tls
     config = {
-      region   = var.region
-      host     = "0.0.0.0"
-      port     = 443
-      tls_cert = "/etc/spillover/edge.pem"
-      tls_key  = "/etc/spillover/edge.key"
-      regions  = [for name, c in var.all_regions : { name = name, lat = c.lat, lon = c.lon }]
-      etcd     = local.etcd_toml
+      region      = var.region
+      host        = "0.0.0.0"
+      port        = 443
+      tls_cert    = "/etc/spillover/edge.pem"
+      tls_key     = "/etc/spillover/edge.key"
+      regions     = [for name, c in var.all_regions : { name = name, lat = c.lat, lon = c.lon }]
+      etcd        = local.etcd_toml
+      bucket      = aws_s3_bucket.payloads.bucket
+      region_name = var.region
     }
   }))
 }
@@ -124,12 +126,14 @@ resource "aws_launch_template" "gpu" {
     package = var.spillover_version
     tls     = var.tls
     config = {
-      name     = var.region
-      lat      = var.coordinates.lat
-      lon      = var.coordinates.lon
-      peers    = var.peers
-      app_root = "/srv/apps"
-      etcd     = local.etcd_toml
+      name        = var.region
+      lat         = var.coordinates.lat
+      lon         = var.coordinates.lon
+      peers       = var.peers
+      app_root    = "/srv/apps"
+      etcd        = local.etcd_toml
+      bucket      = aws_s3_bucket.payloads.bucket
+      region_name = var.region
     }
   }))
 }

@@ -18,6 +18,12 @@ data "aws_iam_policy_document" "payloads" {
     resources = ["${aws_s3_bucket.payloads.arn}/*"]
   }
   statement {
+    # A task that spills over from another region carries its body in that region's bucket.
+    sid       = "ReadOtherRegionsPayloads"
+    actions   = ["s3:GetObject"]
+    resources = ["arn:aws:s3:::${var.name}-*-payloads-*/*"]
+  }
+  statement {
     sid       = "ListPayloads"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.payloads.arn]

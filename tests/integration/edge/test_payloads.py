@@ -16,6 +16,7 @@ import pytest
 from edge.keys import CONFIG
 from federation import keys
 from federation.blobs import BlobRef, payload_name
+from federation.blobs.config import BlobConfig
 from federation.task import new_ulid
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.integration.edge.test_edge import Edge, start_edge
@@ -134,3 +135,22 @@ async def test_a_payload_blob_that_is_gone_fails_the_task_not_the_replica(
     assert agent.runners["worker"].pool.replicas == replicas
     status, body, _ = await edge.call("POST", "/v1/apps/worker/echo", data=json.dumps([1]))
     assert (status, body) == (200, b"[1]")
+
+
+async def test_with_s3_bodies_and_results_go_through_the_bucket(
+    harness: Harness, s3_blobs: BlobConfig
+) -> None:
+    await harness.apps.put(worker_spec(max_payload_bytes=LIMIT))
+    agent = await harness.start_agent(blobs=s3_blobs)
+    await harness.ready(agent, "worker", 1)
+    edge = await start_edge(harness.etcd_config, blobs=s3_blobs)
+    try:
+        data = os.urandom(9 * MiB)  # two multipart parts
+        status, body, headers = await edge.call("POST", "/v1/apps/worker/echo", data=data)
+        assert (status, body) == (200, data)
+        record = await harness.queue.get(headers["X-Spillover-Task-Id"])
+        refs = (record.payload_ref, record.result_ref)
+        assert all(r is not None and r.url.startswith(f"s3://{s3_blobs.bucket}/") for r in refs)
+    finally:
+        await edge.http.close()
+        await edge.runner.cleanup()

@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from moto.server import ThreadedMotoServer
 
 from federation.blobs import BadBody, BlobStore, BlobUnavailable, checked, payload_name, signing
 from federation.blobs.config import BlobConfig
@@ -62,23 +61,9 @@ async def fs(tmp_path: Path, etcd1: LocalEtcd, root: str) -> AsyncIterator[FsSto
     await clusters.close()
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-async def s3(moto: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[BlobStore]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
-        monkeypatch.setenv(k, v)
-    bucket = f"b{new_ulid().lower()}"
-    config = BlobConfig(backend="s3", bucket=bucket, s3_region="us-east-1", endpoint_url=moto)
-    async with open_store(config, None, "/", "") as store:  # type: ignore[arg-type]
-        await store.client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+async def s3(s3_blobs: BlobConfig) -> AsyncIterator[BlobStore]:
+    async with open_store(s3_blobs, None, "/", "") as store:  # type: ignore[arg-type]
         yield store
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,3 +150,24 @@ async def test_a_backlog_drains_through_every_regions_capacity(world: World) -> 
     ran = [d.region for d in done]
     assert all(d.state.value == "succeeded" for d in done)
     assert ran.count(US) >= 2 and ran.count(EU) >= 2, ran
+
+
+async def test_a_spilled_over_task_gets_its_large_payload_and_returns_its_result(
+    world: World,
+) -> None:
+    """The body lies on the edge's disk (us-east-1), the task runs in eu-west-1: eu-west-1's
+    agent streams the body from the edge, and the edge streams the result from eu-west-1's."""
+    busy = task(US, app="worker", function="sleep", allowed_regions=(US,))
+    await world.queue.enqueue(busy, json.dumps({"seconds": 3}).encode())
+    await until(lambda: bool(world.agents[US].runners["worker"].pool.running), 10)
+    edge = await start_edge(world.config)
+    try:
+        data = os.urandom(2 << 20)
+        status, body, headers = await edge.call("POST", "/v1/apps/worker/echo", data=data)
+        assert (status, headers["X-Spillover-Region"]) == (200, EU)
+        assert body == data
+        record = await world.queue.get(headers["X-Spillover-Task-Id"])
+        assert record.payload_ref is not None and record.result_ref is not None
+    finally:
+        await edge.http.close()
+        await edge.runner.cleanup()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.__main__ import render
-from benchmarks.compare import Report
+from benchmarks.report import Report
 
 
 def test_the_table_names_the_winner_either_way() -> None:
