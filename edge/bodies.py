@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from federation.blobs import CHUNK, BlobRef, BlobStore, checked, payload_name
+from federation.blobs import CHUNK, BadBody, BlobRef, BlobStore, checked, payload_name
 from federation.errors import PayloadTooLarge
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ async def receive(
         if len(head) > limit:
             raise PayloadTooLarge(f"body is over the app's limit of {limit} bytes")
         if len(head) <= inline:
+            if length is not None and len(head) != length:  # the client went away early
+                raise BadBody(f"body ended after {len(head)} of its {length} bytes")
             return head, None
     return b"", await store.write(payload_name(ulid), _rest(request, head, limit), length)
 

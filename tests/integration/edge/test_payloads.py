@@ -112,6 +112,11 @@ async def test_an_aborted_upload_leaves_no_blob_and_no_task(edge: Edge, harness:
     await until(lambda: list(blob_dir(edge).iterdir()) != [], 10)  # the upload is being stored
     writer.close()  # the client goes away 3 MiB into 8
     await until(lambda: list(blob_dir(edge).iterdir()) == [], 10)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)  # and a small one, half sent
+    writer.write(head.replace(str(8 * MiB), "1000").encode() + b"x" * 500)
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.5)
     prefix = keys.tasks(harness.clusters.root, REGION)
     stored, _ = await harness.clusters.control.range_all(prefix, keys.prefix_end(prefix))
     assert stored == []
