@@ -26,6 +26,7 @@ from federation.blobs import CHUNK, BadBody, BlobRef, BlobUnavailable, rechunk, 
 
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,100}$")
 ROUTE = "/internal/blobs/{name}"
+STALE_UPLOAD = 3600.0  # seconds without a write after which a temporary file is a crash's leftover
 
 
 class FsStore:
@@ -95,9 +96,14 @@ class FsStore:
         def scan() -> list[tuple[str, float]]:
             out = []
             for entry in os.scandir(self.dir):
-                if _NAME.match(entry.name):
-                    with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
-                        out.append((entry.name, entry.stat().st_mtime))
+                with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                    mtime = entry.stat().st_mtime
+                    if _NAME.match(entry.name):
+                        out.append((entry.name, mtime))
+                    elif entry.name.startswith(".tmp-") and self.clock() - mtime > STALE_UPLOAD:
+                        # Left by a process killed mid-upload; a live upload writes every
+                        # few seconds, so it never looks this old.
+                        os.unlink(entry.path)
             return out
 
         return await asyncio.to_thread(scan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
 from collections.abc import AsyncIterator
@@ -53,15 +54,24 @@ async def start_edge(harness_config: Any, **settings: Any) -> Edge:
     return Edge(runner, f"{scheme}://127.0.0.1:{port}", aiohttp.ClientSession())
 
 
-@pytest.fixture
-async def edge(harness: Harness) -> AsyncIterator[Edge]:
-    await harness.apps.put(worker_spec(max_payload_bytes=1000))
+@contextlib.asynccontextmanager
+async def serving(harness: Harness, **scaling: Any) -> AsyncIterator[Edge]:
+    """An edge in front of an agent serving the worker app with these scaling settings."""
+    await harness.apps.put(worker_spec(**scaling))
     agent = await harness.start_agent()
     await harness.ready(agent, "worker", 1)
     e = await start_edge(harness.etcd_config)
-    yield e
-    await e.http.close()
-    await e.runner.cleanup()
+    try:
+        yield e
+    finally:
+        await e.http.close()
+        await e.runner.cleanup()
+
+
+@pytest.fixture
+async def edge(harness: Harness) -> AsyncIterator[Edge]:
+    async with serving(harness, max_payload_bytes=1000) as e:
+        yield e
 
 
 async def test_sync_submit_answers_with_the_handlers_result_and_headers(edge: Edge) -> None:

@@ -19,7 +19,7 @@ from federation.blobs import BlobRef, payload_name
 from federation.blobs.config import BlobConfig
 from federation.task import new_ulid
 from tests.integration.conftest import REGION, Harness, worker_spec
-from tests.integration.edge.test_edge import Edge, start_edge
+from tests.integration.edge.test_edge import Edge, serving, start_edge
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow
@@ -29,13 +29,8 @@ LIMIT = 32 * MiB
 
 @pytest.fixture
 async def edge(harness: Harness) -> AsyncIterator[Edge]:
-    await harness.apps.put(worker_spec(max_payload_bytes=LIMIT))
-    agent = await harness.start_agent()
-    await harness.ready(agent, "worker", 1)
-    e = await start_edge(harness.etcd_config)
-    yield e
-    await e.http.close()
-    await e.runner.cleanup()
+    async with serving(harness, max_payload_bytes=LIMIT) as e:
+        yield e
 
 
 def blob_dir(edge: Edge) -> Path:

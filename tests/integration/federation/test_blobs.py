@@ -132,9 +132,13 @@ async def test_the_sweeper_deletes_blobs_whose_task_is_gone_and_keeps_the_rest(
     kept = await fs.write(payload_name(ulid), chunks(b"its body"), None)
     orphan = await fs.write(payload_name(new_ulid()), chunks(b"no task"), None)
     young = await fs.write(payload_name(new_ulid()), chunks(b"being enqueued"), None)
+    crashed = fs.dir / ".tmp-01J00000000000000000000000-payload-1234"  # killed mid-upload
+    crashed.write_bytes(b"half")
+    os.utime(crashed, (0, 0))
     os.utime(fs.dir / orphan.name, (0, 0))
     os.utime(fs.dir / kept.name, (0, 0))
     now = (fs.dir / young.name).stat().st_mtime
     assert await sweep(fs, clusters, ["us-east-1", "eu-west-1"], now, grace=60) == 1
     assert {n for n, _ in await fs.listing()} == {kept.name, young.name}
+    assert not crashed.exists()
     await clusters.close()
