@@ -14,7 +14,7 @@ from federation.appspec import AppSpec
 from federation.errors import Unavailable
 from federation.etcd import KV, Etcd, follow
 from federation.health import EtcdHealth, FederationHealth, federation_health
-from federation.heartbeat import EdgeHeartbeat, RegionHeartbeat
+from federation.heartbeat import EdgeHeartbeat, RegionHeartbeat, merge
 from federation.session import Session
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class FederationView:
     async def follow_regions(self) -> None:
         prefix = keys.regions(self.root)
         async for beats in follow(self.control, prefix, _region):
-            self.heartbeats = {b.name: b for b in beats.values()}
+            self.heartbeats = merge(beats.values())
 
     async def follow_grants(self) -> None:
         async for grants in ApiKeys(self.control, self.root).follow():

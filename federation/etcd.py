@@ -21,6 +21,7 @@ from aetcd import rpc
 from aetcd import transactions as tx
 
 from federation.errors import Unavailable, Unreachable
+from federation.etcd_tls import EtcdTls, TlsClient
 from federation.keys import prefix_end
 from federation.metrics import FederationMetrics
 
@@ -147,10 +148,12 @@ class Etcd:
         *,
         timeout: float = 5.0,
         metrics: FederationMetrics | None = None,
+        tls: EtcdTls | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("an etcd cluster needs at least one endpoint")
         self.endpoints = [_host_port(e) for e in endpoints]
+        self._credentials = tls.credentials() if tls is not None else None
         self._timeout = timeout
         self._metrics = metrics
         self._index = 0
@@ -165,7 +168,11 @@ class Etcd:
         if self._client is None:
             host, port = self.endpoints[self._index]
             # aetcd's timeout is an int number of seconds per RPC.
-            self._client = aetcd.Client(host, port, timeout=max(1, round(self._timeout)))
+            timeout = max(1, round(self._timeout))
+            if self._credentials is None:
+                self._client = aetcd.Client(host, port, timeout=timeout)
+            else:
+                self._client = TlsClient(host, port, self._credentials, timeout=timeout)
         return self._client
 
     async def _failover(self, failed: aetcd.Client) -> None:

@@ -9,12 +9,14 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from federation.etcd_tls import EtcdTls
 from federation.proc import die_with_parent
 
 
@@ -32,9 +34,21 @@ class Member:
     data_dir: Path
     process: subprocess.Popen[bytes] | None = None
 
+    scheme: str = "http"
+
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """Clients over TLS with client certificates (``--client-cert-auth``), as in production."""
+
+    ca_file: Path
+    cert_file: Path  # the members' certificate, for 127.0.0.1
+    key_file: Path
+    client: EtcdTls  # what clients present (the health checks here too)
 
 
 class LocalEtcd:
@@ -50,6 +64,7 @@ class LocalEtcd:
         quiet: bool = True,
         first_port: int | None = None,
         die_with_parent: bool = False,
+        tls: ServerTls | None = None,
     ) -> None:
         """``first_port``: member i listens on first_port + 2i (clients) and + 2i + 1 (peers);
         default: free ports. ``die_with_parent``: members die with this process (only from a
@@ -68,7 +83,10 @@ class LocalEtcd:
                 return free_port(), free_port()
             return first_port + 2 * i, first_port + 2 * i + 1
 
-        self.members = [Member(f"m{i}", *ports(i), self.base_dir / f"m{i}") for i in range(members)]
+        scheme = "http" if tls is None else "https"
+        self.tls = tls
+        self.members = [Member(f"m{i}", *ports(i), self.base_dir / f"m{i}", scheme=scheme)
+                        for i in range(members)]  # fmt: skip
         self._initialized: set[str] = set()
 
     @property
@@ -96,7 +114,24 @@ class LocalEtcd:
             "--heartbeat-interval=50",
             "--election-timeout=500",
             "--log-level=warn",
+            *self._tls_flags(),
         ]
+
+    def _tls_flags(self) -> list[str]:
+        if self.tls is None:
+            return []
+        t = self.tls
+        return [f"--cert-file={t.cert_file}", f"--key-file={t.key_file}",
+                f"--trusted-ca-file={t.ca_file}", "--client-cert-auth"]  # fmt: skip
+
+    def _health_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        c = self.tls.client
+        context = ssl.create_default_context(cafile=str(c.ca_file))
+        if c.cert_file is not None:
+            context.load_cert_chain(str(c.cert_file), str(c.key_file) if c.key_file else None)
+        return context
 
     def start_member(self, i: int) -> None:
         m = self.members[i]
@@ -114,13 +149,15 @@ class LocalEtcd:
 
     def wait_healthy(self, timeout: float = 30.0, members: list[int] | None = None) -> None:
         deadline = time.monotonic() + timeout
+        context = self._health_context()
         for i in members if members is not None else range(len(self.members)):
             m = self.members[i]
             while True:
                 if m.process is not None and m.process.poll() is not None:
                     raise RuntimeError(f"etcd member {m.name} exited with {m.process.returncode}")
                 try:
-                    with urllib.request.urlopen(f"{m.endpoint}/health", timeout=1) as r:
+                    url = f"{m.endpoint}/health"
+                    with urllib.request.urlopen(url, timeout=1, context=context) as r:
                         if b'"health":"true"' in r.read():
                             break
                 except OSError:

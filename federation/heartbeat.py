@@ -1,7 +1,9 @@
 """What regions' agents and edges publish about themselves, under their leases: the health API
-and the autoscaler read it. A region whose key vanished (lease expired) is down."""
+and the autoscaler read it. A region with no agent's key left (leases expired) is down."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -37,3 +39,40 @@ class EdgeHeartbeat(BaseModel):
     region: str
     url: str
     at: float  # epoch seconds
+
+
+def merge(beats: Iterable[RegionHeartbeat]) -> dict[str, RegionHeartbeat]:
+    """One heartbeat per region from its agents' (one per node): capacity adds up; the queue is
+    the region's, seen alike by every agent, so depth and oldest wait are the largest seen; the
+    region's time is its freshest agent's."""
+    by_region: dict[str, list[RegionHeartbeat]] = {}
+    for b in beats:
+        by_region.setdefault(b.name, []).append(b)
+    return {name: _merged(sorted(bs, key=lambda b: b.agent)) for name, bs in by_region.items()}
+
+
+def _merged(beats: list[RegionHeartbeat]) -> RegionHeartbeat:
+    if len(beats) == 1:
+        return beats[0]
+    loads: dict[str, list[AppLoad]] = {}
+    for b in beats:
+        for a in b.apps:
+            loads.setdefault(a.app, []).append(a)
+    apps = tuple(
+        AppLoad(
+            app=app,
+            replicas=sum(a.replicas for a in ls),
+            ready_replicas=sum(a.ready_replicas for a in ls),
+            desired_replicas=sum(a.desired_replicas for a in ls),
+            slots=sum(a.slots for a in ls),
+            busy_slots=sum(a.busy_slots for a in ls),
+            queue_depth=max(a.queue_depth for a in ls),
+            oldest_wait_ms=max(a.oldest_wait_ms for a in ls),
+        )
+        for app, ls in sorted(loads.items())
+    )
+    first = beats[0]
+    return first.model_copy(
+        update={"agent": ",".join(b.agent for b in beats), "at": max(b.at for b in beats),
+                "apps": apps}
+    )  # fmt: skip

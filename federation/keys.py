@@ -3,7 +3,8 @@
 Control keyspace (one cluster, low write rate)::
 
     {root}/apps/{app}                        app spec (JSON)
-    {root}/regions/{region}                  a region's heartbeat, under its agent's lease
+    {root}/regions/{region}/{agent}          an agent's heartbeat, under its lease (a region may
+                                             have several agents: one per GPU node)
     {root}/edges/{edge}                      an edge's heartbeat, under its lease
     {root}/apikeys/{sha256(key)}             an API key's grant (the key itself is never stored)
     {root}/webhook-secret                    the federation's webhook signing secret
@@ -59,8 +60,8 @@ def apps(root: str) -> bytes:
     return _b(f"{root}/apps/")
 
 
-def region(root: str, name: str) -> bytes:
-    return _b(f"{root}/regions/{name}")
+def region(root: str, name: str, agent: str) -> bytes:
+    return _b(f"{root}/regions/{name}/{agent}")
 
 
 def regions(root: str) -> bytes:

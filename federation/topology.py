@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from federation.appspec import describe
 from federation.errors import InvalidConfig
 from federation.etcd import Etcd
+from federation.etcd_tls import EtcdTls
 from federation.keys import DEFAULT_ROOT
 from federation.metrics import FederationMetrics
 
@@ -32,6 +33,14 @@ class EtcdConfig(BaseModel):
     partitions: dict[str, tuple[str, ...]] = {}
     root: str = Field(default=DEFAULT_ROOT, pattern=r"^/[A-Za-z0-9_/-]*[A-Za-z0-9_-]$")
     timeout: float = Field(default=5.0, gt=0)
+    tls: EtcdTls | None = None  # required for https:// endpoints
+
+    @model_validator(mode="after")
+    def _https_needs_tls(self) -> EtcdConfig:
+        every = [*self.endpoints, *(e for eps in self.partitions.values() for e in eps)]
+        if self.tls is None and any(e.startswith("https://") for e in every):
+            raise ValueError("https:// endpoints need [etcd.tls] (ca_file, cert_file, key_file)")
+        return self
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> EtcdConfig:
@@ -54,7 +63,7 @@ class Clusters:
     def _client(self, endpoints: tuple[str, ...]) -> Etcd:
         if endpoints not in self._by_endpoints:
             self._by_endpoints[endpoints] = Etcd(
-                endpoints, timeout=self.config.timeout, metrics=self._metrics
+                endpoints, timeout=self.config.timeout, metrics=self._metrics, tls=self.config.tls
             )
         return self._by_endpoints[endpoints]
 

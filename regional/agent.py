@@ -22,7 +22,7 @@ from federation.blobs import BlobStore
 from federation.blobs.sweep import run_sweeper
 from federation.errors import Unavailable
 from federation.etcd import Snapshot, follow
-from federation.heartbeat import AppLoad, RegionHeartbeat
+from federation.heartbeat import AppLoad, RegionHeartbeat, merge
 from federation.placement import ClaimRules, claim_order, next_eligible_at
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
@@ -30,6 +30,7 @@ from federation.reaper import run_reaper
 from federation.topology import Clusters
 from regional.autoscale import run_autoscaler
 from regional.blobs import serve_blobs
+from regional.capacity import AsgCapacity, open_capacity
 from regional.config import RegionConfig
 from regional.metrics import RegionMetrics
 from regional.pool import Pool
@@ -68,7 +69,9 @@ class Agent:
         self.claimer = Claimer(claimer_id, config.name, ttl=config.lease_ttl)
         self.runners: dict[str, AppRunner] = {}
         self.live_regions: set[str] = set()
+        self.regions: dict[str, RegionHeartbeat] = {}  # every region's agents, merged
         self.blobs: BlobStore | None = None  # open while run() runs
+        self.capacity: AsgCapacity | None = None  # the region's node group, if it scales nodes
 
     def partitions(self, spec: AppSpec) -> tuple[str, ...]:
         return tuple(sorted({*self.config.partitions, *spec.placement.regions}))
@@ -84,7 +87,10 @@ class Agent:
         )
 
     async def run(self) -> None:
-        async with serve_blobs(self.config, self.clusters) as self.blobs:
+        async with (
+            serve_blobs(self.config, self.clusters) as self.blobs,
+            open_capacity(self.config.capacity) as self.capacity,
+        ):
             await self._run()
 
     def _blob_partitions(self) -> set[str]:
@@ -135,22 +141,24 @@ class Agent:
                     self._start_app(spec)
                 elif runner.spec != spec:
                     runner.spec = runner.pool.spec = spec  # scaling and limits apply at once
-                    s, pool = spec.scaling, runner.pool
-                    pinned = self.config.replicas.get(name)
-                    bounded = min(max(pool.desired, s.min_replicas), s.max_replicas)
-                    pool.scale_to(bounded if pinned is None else pinned)
+                    runner.pool.scale_to(self._desired(spec, runner.pool.desired))
 
     def _regions_of(self, spec: AppSpec) -> tuple[str, ...]:
         return spec.placement.regions or (self.config.name,)
 
-    def _desired(self, spec: AppSpec) -> int:
-        """Where a pool starts: pinned; else min_replicas when the autoscaler moves it from
-        there (with 0, the first task homed here starts one); else at least one, or nothing
-        would ever run."""
+    def _desired(self, spec: AppSpec, current: int | None = None) -> int:
+        """A pool's size when it starts (``current`` None) or its spec changes: pinned; with
+        the autoscaler sizing nodes, the node's share; else the current size within the spec's
+        bounds, starting at min_replicas when the autoscaler moves it from there (with 0, the
+        first task homed here starts one), or at least one, or nothing would ever run."""
         if spec.name in self.config.replicas:
             return self.config.replicas[spec.name]
-        low = spec.scaling.min_replicas
-        return low if self.config.autoscale else max(low, 1)
+        if self.config.capacity.provider != "local":
+            return self.config.capacity.replicas_per_node
+        s = spec.scaling
+        if current is not None:
+            return min(max(current, s.min_replicas), s.max_replicas)
+        return s.min_replicas if self.config.autoscale else max(s.min_replicas, 1)
 
     def _start_app(self, spec: AppSpec) -> None:
         desired = self._desired(spec)
@@ -219,8 +227,10 @@ class Agent:
 
     async def _follow_regions(self) -> None:
         prefix = keys.regions(self.clusters.root)
-        async for live in follow(self.clusters.control, prefix, lambda kv: kv.key):
-            self.live_regions = {keys.task_id_of(k) for k in live}
+        decode = lambda kv: RegionHeartbeat.model_validate_json(kv.value)  # noqa: E731
+        async for beats in follow(self.clusters.control, prefix, decode):
+            self.regions = merge(beats.values())
+            self.live_regions = set(self.regions)
 
     def heartbeat(self) -> RegionHeartbeat:
         now = self.clock()
@@ -247,9 +257,11 @@ class Agent:
         )
 
     async def _heartbeat(self) -> None:
-        key = keys.region(self.clusters.root, self.config.name)
+        key = keys.region(self.clusters.root, self.config.name, self.claimer.id)
         while True:
             try:
+                if self.capacity is not None:
+                    await self._protect()
                 session = await self.claimer.session(self.clusters.control)
                 beat = self.heartbeat()
                 self.metrics.load(beat.apps)
@@ -258,6 +270,15 @@ class Agent:
             except Unavailable as e:
                 log.warning("heartbeat failed: %s", e)
             await asyncio.sleep(self.config.heartbeat_interval)
+
+    async def _protect(self) -> None:
+        """Busy nodes are protected from scale-in (AWS errors wait for the next beat)."""
+        assert self.capacity is not None
+        busy = any(r.pool.busy_slots for r in self.runners.values())
+        try:
+            await self.capacity.protect(busy)
+        except Exception as e:
+            log.warning("scale-in protection (%s): %s", busy, e)
 
 
 async def _first(*aws: object) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from federation.appspec import NAME_PATTERN
 from federation.blobs.config import BlobConfig
 from federation.topology import EtcdConfig
+from regional.capacity import CapacityConfig
 
 
 class RegionConfig(BaseModel):
@@ -26,6 +27,7 @@ class RegionConfig(BaseModel):
     # max(min_replicas, 1).
     autoscale: bool = True
     replicas: dict[str, int] = {}
+    capacity: CapacityConfig = CapacityConfig()  # what the autoscaler sizes: processes or nodes
     blobs: BlobConfig = BlobConfig()  # results over the inline limit
     blob_host: str = "127.0.0.1"  # fs: where this agent serves its blobs to the edges
     blob_port: int = Field(default=0, ge=0, le=65535)

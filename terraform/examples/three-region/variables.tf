@@ -31,8 +31,8 @@ variable "traffic_dial" {
 }
 
 variable "tls" {
-  description = "The edges' certificate chain and key (for hostname), and the CA of the etcd clusters."
-  type        = object({ edge_cert = string, edge_key = string, etcd_ca = string })
+  description = "The edges' certificate chain and key (for hostname); the etcd clusters' CA and its key (nodes mint their etcd certificates from it)."
+  type        = object({ edge_cert = string, edge_key = string, etcd_ca = string, etcd_ca_key = string })
   sensitive   = true
 }
 

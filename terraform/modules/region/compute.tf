@@ -68,12 +68,13 @@ resource "aws_launch_template" "edge" {
   user_data = base64encode(templatefile("${path.module}/templates/edge.yaml.tftpl", {
     package = var.spillover_version
     tls     = var.tls
+    mint    = local.mint_cert
     config = {
       region      = var.region
       host        = "0.0.0.0"
       port        = 443
       tls_cert    = "/etc/spillover/edge.pem"
-      tls_key     = "/etc/spillover/edge.key"
+      tls_key     = "/run/credentials/spillover-edge.service/edge.key" # LoadCredential
       regions     = [for name, c in var.all_regions : { name = name, lat = c.lat, lon = c.lon }]
       etcd        = local.etcd_toml
       bucket      = aws_s3_bucket.payloads.bucket
@@ -125,6 +126,7 @@ resource "aws_launch_template" "gpu" {
   user_data = base64encode(templatefile("${path.module}/templates/gpu.yaml.tftpl", {
     package = var.spillover_version
     tls     = var.tls
+    mint    = local.mint_cert
     config = {
       name        = var.region
       lat         = var.coordinates.lat
@@ -134,12 +136,21 @@ resource "aws_launch_template" "gpu" {
       etcd        = local.etcd_toml
       bucket      = aws_s3_bucket.payloads.bucket
       region_name = var.region
+      group       = local.gpu_group
+      per_node    = var.gpu_replicas_per_node
     }
   }))
 }
 
+locals {
+  gpu_group = "${local.prefix}-gpu"
+  # Every node mints its etcd certificate at first boot with this script (etcd.tf too).
+  mint_cert = file("${path.module}/templates/mint-cert.sh")
+}
+
 resource "aws_autoscaling_group" "gpu" {
-  name_prefix = "${local.prefix}-gpu-"
+  # A fixed name: the nodes' region.toml names the group their autoscaler drives.
+  name = local.gpu_group
 
   dynamic "tag" {
     for_each = merge(var.tags, { Name = "${local.prefix}-gpu" })

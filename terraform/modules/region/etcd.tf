@@ -42,6 +42,8 @@ resource "aws_instance" "etcd" {
     ip      = local.etcd_ips[count.index]
     cluster = local.etcd_cluster
     ca      = var.tls.etcd_ca
+    ca_key  = var.tls.etcd_ca_key
+    mint    = local.mint_cert
   })
 }
 

@@ -33,7 +33,7 @@ data "aws_iam_policy_document" "payloads" {
 data "aws_iam_policy_document" "autoscaler" {
   statement {
     sid       = "OwnGroupOnly"
-    actions   = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
+    actions   = ["autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceProtection"]
     resources = [aws_autoscaling_group.gpu.arn]
   }
   statement {

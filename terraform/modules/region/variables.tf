@@ -109,13 +109,20 @@ variable "etcd_volume_gb" {
 }
 
 variable "tls" {
-  description = "PEM material the nodes use: the edges' public certificate chain and key, and the CA etcd peers and clients trust."
+  description = "PEM material the nodes use: the edges' public certificate chain and key; the CA etcd peers and clients trust, and its key (every node mints its own etcd certificate from it at first boot, then deletes the key)."
   type = object({
-    edge_cert = string
-    edge_key  = string
-    etcd_ca   = string
+    edge_cert   = string
+    edge_key    = string
+    etcd_ca     = string
+    etcd_ca_key = string
   })
   sensitive = true
+}
+
+variable "gpu_replicas_per_node" {
+  description = "Replicas of each app one GPU node runs; the autoscaler adds nodes in these steps."
+  type        = number
+  default     = 1
 }
 
 variable "payload_expiry_days" {

@@ -48,7 +48,7 @@ async def both_regions_alive(harness: Harness) -> Any:
     async with Session(harness.clusters.control, ttl=5) as session:
         for name, lat, lon in ((REGION, 39.0, -77.5), ("eu-west-1", 53.3, -6.3)):
             beat = RegionHeartbeat(name=name, lat=lat, lon=lon, agent="t", at=time.time())
-            key = keys.region(harness.clusters.root, name)
+            key = keys.region(harness.clusters.root, name, "t")
             await harness.clusters.control.put(key, beat.model_dump_json().encode(), session.lease)
         yield
 

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from federation.health import STALE_AFTER, EtcdHealth, federation_health
-from federation.heartbeat import AppLoad, EdgeHeartbeat, RegionHeartbeat
+from federation.heartbeat import AppLoad, EdgeHeartbeat, RegionHeartbeat, merge
 
 NOW = 1_800_000_000.0
 ETCD = EtcdHealth(healthy=True, members=3, leader="m0")
@@ -89,3 +89,16 @@ def test_the_federation_is_ok_exactly_when_every_configured_region_is(
     every_ok = len(kinds) == len(REGIONS) and set(kinds.values()) == {"ok"}
     assert (h.status == "ok") == every_ok
     assert (h.status == "down") == (not kinds)
+
+
+def test_a_regions_agents_merge_into_one_heartbeat_whose_capacity_adds_up() -> None:
+    node_a = beat("us-east-1", load(busy=4, queued=3), age=2.0).model_copy(update={"agent": "a"})
+    node_b = beat("us-east-1", load(busy=1, queued=2), age=0.5).model_copy(update={"agent": "b"})
+    merged = merge([node_b, node_a, beat("eu-west-1", load())])
+    us = merged["us-east-1"]
+    assert (us.agent, us.at) == ("a,b", NOW - 0.5)
+    (demo,) = us.apps
+    assert (demo.replicas, demo.slots, demo.busy_slots, demo.queue_depth) == (2, 8, 5, 3)
+    assert merged["eu-west-1"] == beat("eu-west-1", load())
+    # Two nodes with a queue and one free slot between them: not saturated.
+    assert statuses(federation_health(REGIONS, merged, [], ETCD, NOW).regions)["us-east-1"] == "ok"

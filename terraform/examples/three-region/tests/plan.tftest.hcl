@@ -23,7 +23,7 @@ variables {
     "eu-west-1"  = { edge = "ami-1", gpu = "ami-2", etcd = "ami-3" }
     "ap-south-1" = { edge = "ami-1", gpu = "ami-2", etcd = "ami-3" }
   }
-  tls = { edge_cert = "c", edge_key = "k", etcd_ca = "ca" }
+  tls = { edge_cert = "c", edge_key = "k", etcd_ca = "ca", etcd_ca_key = "cakey" }
 }
 
 run "three_regions_behind_one_accelerator" {

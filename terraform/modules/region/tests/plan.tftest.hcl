@@ -16,9 +16,10 @@ variables {
   gpu_ami  = "ami-00000000000000002"
   etcd_ami = "ami-00000000000000003"
   tls = {
-    edge_cert = "-----BEGIN CERTIFICATE-----"
-    edge_key  = "-----BEGIN PRIVATE KEY-----"
-    etcd_ca   = "-----BEGIN CERTIFICATE-----"
+    edge_cert   = "-----BEGIN CERTIFICATE-----"
+    edge_key    = "-----BEGIN PRIVATE KEY-----"
+    etcd_ca     = "-----BEGIN CERTIFICATE-----"
+    etcd_ca_key = "-----BEGIN PRIVATE KEY-----"
   }
 }
 
