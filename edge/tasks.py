@@ -152,8 +152,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
         # is left for the sweeper, which deletes it only if the task does not exist.
         if created:
             request.app[METRICS].submitted.labels(app_name, home).inc()
-        elif ref is not None:  # an idempotent retry: the first task has its own body
-            await store.delete(ref.name)
+        elif ref is not None and stored.id != record.id:  # an idempotent retry: the first
+            await store.delete(ref.name)  # task has its own body
         if asynchronous:
             return status_response(stored, 202, Location=f"/v1/tasks/{stored.id}")
         if stored.id != record.id:  # an idempotent retry: answer with the first task as it is

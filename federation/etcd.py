@@ -212,6 +212,11 @@ class Etcd:
             except aetcd.ClientError as e:
                 _reraise_if_cancelled(e)
                 raise Unavailable(f"etcd refused {op}: {e}") from e
+            except asyncio.CancelledError as e:
+                _reraise_if_cancelled(e)
+                # Not our cancellation: another call failed over and closed the channel under
+                # this one (grpc.aio cancels its calls then). It may have applied: no retry.
+                raise Unavailable(f"etcd {op} cut short: the channel closed (failover)") from e
             finally:
                 if self._metrics is not None:
                     elapsed = time.perf_counter() - started

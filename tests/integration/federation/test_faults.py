@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -208,3 +209,25 @@ async def test_watch_resumes_after_the_member_restarts(fresh_etcd: LocalEtcd, ro
     await stream.aclose()
     await etcd.close()
     await writer.close()
+
+
+async def test_a_call_cut_short_by_another_calls_failover_is_unavailable_not_cancelled(
+    fresh_etcd: LocalEtcd,
+) -> None:
+    """When one call fails over, it closes the channel other calls are in flight on; grpc.aio
+    cancels those. They must fail like any unreachable call (the edge answers 503), not die
+    as if their own task were cancelled (the edge dropped the connection)."""
+    etcd = Etcd(fresh_etcd.endpoints, timeout=5)
+    await etcd.get(b"/warm")
+    member = fresh_etcd.members[0].process
+    assert member is not None
+    os.kill(member.pid, signal.SIGSTOP)  # requests hang: the call stays in flight
+    try:
+        call = asyncio.create_task(etcd.get(b"/x"))
+        await asyncio.sleep(0.3)
+        await etcd._failover(etcd._current())  # what a concurrent, failing call does
+        with pytest.raises(Unavailable, match="channel closed"):
+            await call
+    finally:
+        os.kill(member.pid, signal.SIGCONT)
+        await etcd.close()
