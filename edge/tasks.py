@@ -127,6 +127,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     homes = _one_per_cluster(
         request, (placed.home, *fallbacks(placed, known, spec.placement.regions))
     )
+    updates: asyncio.Queue[TaskRecord] | None = None  # a sync submit's: its end
     async with contextlib.AsyncExitStack() as stack:
         for i, home in enumerate(homes):
             now = time.time()
@@ -139,7 +140,9 @@ async def submit(request: web.Request) -> web.StreamResponse:
                 content_type=request.headers.get("Content-Type", "application/octet-stream"),
             )  # fmt: skip
             try:
-                updates = await stack.enter_async_context(request.app[WAITERS].subscribe(record.id))
+                if not asynchronous:  # subscribed first: the task may finish before we look
+                    subscription = request.app[WAITERS].subscribe(record.id)
+                    updates = await stack.enter_async_context(subscription)
                 stored, created = await request.app[QUEUE].enqueue(record, body)
                 break
             except Unreachable as e:
@@ -158,6 +161,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
             return status_response(stored, 202, Location=f"/v1/tasks/{stored.id}")
         if stored.id != record.id:  # an idempotent retry: answer with the first task as it is
             return await outcome(request, await request.app[QUEUE].get(stored.id))
+        assert updates is not None
         final = await wait_finished(request, updates, stored, wait)
     return await outcome(request, final)
 

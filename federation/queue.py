@@ -36,6 +36,7 @@ from federation.etcd import (
     value_is,
 )
 from federation.events import TaskEvents
+from federation.groupcommit import GroupCommit
 from federation.placement import ReadyEntry
 from federation.session import Session
 from federation.task import TaskError, TaskRecord
@@ -95,6 +96,7 @@ class Queue:
         self.clusters = clusters
         self.root = clusters.root
         self.clock = clock
+        self._commits: dict[int, GroupCommit] = {}  # per cluster (by its client's id)
 
     def _etcd(self, partition: str) -> Etcd:
         return self.clusters.for_partition(partition)
@@ -122,26 +124,33 @@ class Queue:
 
     async def enqueue(self, record: TaskRecord, payload: bytes) -> tuple[TaskRecord, bool]:
         """Store a new task durably. Returns (task, created); with an idempotency key that was
-        seen before, the first task and False. Raises Unavailable when nothing was stored."""
+        seen before, the first task and False. Raises Unavailable when nothing was stored.
+        Concurrent enqueues into one cluster share a txn (``groupcommit.py``)."""
         p, root = record.partition, self.root
         task_key = keys.task(root, p, record.id)
         compare = [absent(task_key)]
         ops = [*self._queued_ops(record), put(keys.payload(root, p, record.id), payload)]
         failure: list[Op] = [get(task_key)]
+        names = {task_key}
         if record.idempotency_key is not None:
             idem = keys.idempotency(root, p, record.app, record.idempotency_key)
             compare.append(absent(idem))
             ops.append(put(idem, record.id.encode()))
             failure = [get(idem)]
-        result = await self._etcd(p).txn(compare, ops, failure)
-        if result.succeeded:
+            names.add(idem)
+        etcd = self._etcd(p)
+        commits = self._commits.setdefault(id(etcd), GroupCommit(etcd))
+        succeeded, responses = await commits.txn(
+            compare, ops, failure, frozenset(names), len(payload) + 2048
+        )
+        if succeeded:
             return record, True
-        found = result.got(0)
-        if found is None:
+        found = responses[0].response_range.kvs
+        if not found:
             raise Conflict(f"task {record.id} changed while it was being created; retry")
         if record.idempotency_key is not None:
-            return await self.get(found.value.decode()), False
-        return decode(found.value), False
+            return await self.get(found[0].value.decode()), False
+        return decode(found[0].value), False
 
     async def get(self, task_id: str) -> TaskRecord:
         return (await self._get_kv(task_id))[0]

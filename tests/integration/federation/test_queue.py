@@ -58,6 +58,27 @@ async def test_idempotent_enqueue_returns_one_task(queue: Queue) -> None:
     assert created
 
 
+async def test_concurrent_enqueues_share_txns_and_each_is_stored_once(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    txns = 0
+    real = Etcd.txn
+
+    async def counting(self: Etcd, *args: Any, **kw: Any) -> Any:
+        nonlocal txns
+        txns += 1
+        return await real(self, *args, **kw)
+
+    monkeypatch.setattr(Etcd, "txn", counting)
+    records = [task(P) for _ in range(40)]
+    again = records[7]  # the same task twice in one burst: stored once
+    results = await asyncio.gather(*(queue.enqueue(r, b"body") for r in [*records, again]))
+    assert [created for _, created in results].count(True) == 40
+    assert txns <= 4  # 16 tasks per txn at most (etcd's --max-txn-ops), not one each
+    for r in records:
+        assert (await queue.get(r.id)).id == r.id
+
+
 async def test_no_task_goes_to_two_of_eight_concurrent_claimers(queue: Queue) -> None:
     total = 200
     await asyncio.gather(*(queue.enqueue(task(P), b"") for _ in range(total)))
