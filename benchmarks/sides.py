@@ -19,9 +19,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from federation import keys
 from federation.apps import AppRegistry
 from federation.appspec import parse_spec
 from federation.etcd_server import LocalEtcd, free_port
+from federation.heartbeat import RegionHeartbeat, merge
 from federation.queue import Queue
 from federation.task import TaskRecord, new_task_id
 from federation.topology import Clusters, EtcdConfig
@@ -147,13 +149,13 @@ class Spillover:
     async def serving(self, replicas: int, timeout: float = 180, region: str = REGION) -> None:
         """Until the region's heartbeat shows ``replicas`` ready replicas of the app."""
         deadline = time.monotonic() + timeout
-        key = f"/bench/regions/{region}".encode()
+        prefix = keys.regions("/bench")
         while time.monotonic() < deadline:
-            kv = await self.clusters.control.get(key)
-            if kv is not None:
-                apps = json.loads(kv.value)["apps"]
-                if any(a["app"] == "bench" and a["ready_replicas"] >= replicas for a in apps):
-                    return
+            kvs, _ = await self.clusters.control.range_all(prefix, keys.prefix_end(prefix))
+            beats = merge(RegionHeartbeat.model_validate_json(kv.value) for kv in kvs)
+            apps = beats[region].apps if region in beats else ()
+            if any(a.app == "bench" and a.ready_replicas >= replicas for a in apps):
+                return
             await asyncio.sleep(0.05)
         raise TimeoutError(f"{replicas} replicas not serving in {region} after {timeout} s")
 
