@@ -38,6 +38,7 @@ class GroupCommit:
     def __init__(self, etcd: Etcd) -> None:
         self.etcd = etcd
         self._pending: list[_Entry] = []
+        self._busy = False  # a txn is on its way: newcomers wait for the next batch
         self._flusher: asyncio.Task[None] | None = None
 
     async def txn(
@@ -51,28 +52,43 @@ class GroupCommit:
         """Like ``Etcd.txn`` for one sub-txn: (succeeded, the raw responses of the branch that
         ran). Errors of the batch's txn are every member's."""
         entry = _Entry(compare, success, failure, keys, size)
-        self._pending.append(entry)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._drain(), name="group-commit")
-        return await entry.done
+        if self._busy:
+            self._pending.append(entry)
+            return await entry.done
+        # Idle: commit at once, in the caller's task (no hop through the flusher).
+        self._busy = True
+        try:
+            await self._commit([entry])
+        finally:
+            self._busy = False
+            if self._pending:
+                self._busy = True
+                self._flusher = asyncio.create_task(self._drain(), name="group-commit")
+        return entry.done.result()
 
     async def _drain(self) -> None:
-        """Commit batches until nothing is pending; the flusher exits when idle."""
-        while self._pending:
-            batch = self._take()
-            try:
-                result = await self.etcd.txn([], [nested(e.compare, e.success, e.failure)
-                                                  for e in batch])  # fmt: skip
-            except Exception as e:  # each caller gets the batch's error as its own
-                for entry in batch:
-                    if not entry.done.done():
-                        own = type(e)(e.message) if isinstance(e, SpilloverError) else e
-                        entry.done.set_exception(own)
-                continue
-            for entry, response in zip(batch, result.responses, strict=True):
-                sub = response.response_txn
+        """Commit batches until nothing is pending, then stand down."""
+        try:
+            while self._pending:
+                if batch := self._take():
+                    await self._commit(batch)
+        finally:
+            self._busy = False
+
+    async def _commit(self, batch: list[_Entry]) -> None:
+        try:
+            result = await self.etcd.txn([], [nested(e.compare, e.success, e.failure)
+                                              for e in batch])  # fmt: skip
+        except Exception as e:  # each caller gets the batch's error as its own
+            for entry in batch:
                 if not entry.done.done():
-                    entry.done.set_result((bool(sub.succeeded), list(sub.responses)))
+                    own = type(e)(e.message) if isinstance(e, SpilloverError) else e
+                    entry.done.set_exception(own)
+            return
+        for entry, response in zip(batch, result.responses, strict=True):
+            sub = response.response_txn
+            if not entry.done.done():
+                entry.done.set_result((bool(sub.succeeded), list(sub.responses)))
 
     def _take(self) -> list[_Entry]:
         """The next batch, oldest first, within the limits and without a key twice; callers
