@@ -233,6 +233,8 @@ class Pool:
         finally:
             if feeding is not None:
                 await cancel_and_wait([feeding])
+                if not feeding.cancelled():
+                    feeding.exception()  # seen (the call's own error said what happened)
             await sink.abort()
             if events is not None:
                 await events.close()

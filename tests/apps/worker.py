@@ -45,5 +45,12 @@ class Worker:
             size += len(chunk)
         return {"size": size, "declared": body.size, "sha256": h.hexdigest()}
 
+    @stream
+    async def refuse(self, body: Body, ctx: Any) -> bytes:
+        """Fails after the first chunk, the rest of the body still on its way."""
+        async for _ in body:
+            break
+        raise ValueError("refused after one chunk")
+
     def boom(self, payload: bytes, ctx: Any) -> bytes:
         raise ValueError("bad input: " + payload.decode())

@@ -84,6 +84,18 @@ async def test_a_chunked_upload_streams_into_a_stream_handler(edge: Edge) -> Non
                     "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
 
 
+async def test_a_stream_handler_that_fails_mid_body_fails_its_task_not_the_replica(
+    edge: Edge, harness: Harness
+) -> None:
+    pool = harness.agents[0][0].runners["worker"].pool
+    replicas = list(pool.replicas)
+    status, body, _ = await edge.call("POST", "/v1/apps/worker/refuse", data=os.urandom(8 * MiB))
+    assert status == 500 and "refused after one chunk" in body["error"]["message"]
+    assert pool.replicas == replicas and all(not r.draining for r in replicas)
+    status, body, _ = await edge.call("POST", "/v1/apps/worker/echo", data=b"next")
+    assert (status, body) == (200, b"next")
+
+
 async def test_bodies_over_the_apps_limit_are_413_before_anything_is_stored(edge: Edge) -> None:
     declared = f"POST /v1/apps/worker/echo HTTP/1.1\r\nHost: x\r\nContent-Length: {LIMIT + 1}\r\n"
     reply = await raw(edge, declared, b"only a little")
