@@ -78,6 +78,7 @@ def write_configs(
             "peers": [p.name for p in regions if p != r],  # take any region's tasks: spillover
             "app_root": str(app_root), "etcd": etcd, "metrics_port": free_port(),
             "blobs": {"dir": str((data / "blobs" / r.name).resolve())},
+            "webhook_private_targets": True,  # local development: receivers on this machine
         }  # fmt: skip
         files[r.name] = data / f"{r.name}.toml"
         files[r.name].write_text(tomli_w.dumps(config))

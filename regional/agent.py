@@ -109,8 +109,9 @@ class Agent:
                 tg.create_task(run_reaper(self.queue, self.config.partitions))
                 c = self.config
                 hooks = WebhookSender(
-                    self.clusters, c.name, attempts=c.webhook_attempts, backoff=c.webhook_backoff
-                )
+                    self.clusters, c.name, attempts=c.webhook_attempts,
+                    backoff=c.webhook_backoff, private_targets=c.webhook_private_targets,
+                )  # fmt: skip
                 tg.create_task(hooks.run())
                 assert self.blobs is not None
                 tg.create_task(

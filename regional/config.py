@@ -34,6 +34,8 @@ class RegionConfig(BaseModel):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus, on loopback
     webhook_attempts: int = Field(default=8, ge=1, le=20)
     webhook_backoff: float = Field(default=1.0, gt=0, le=60)  # first retry delay; doubles
+    # Webhooks to private, loopback and link-local addresses: refused unless this (local dev).
+    webhook_private_targets: bool = False
     lease_ttl: int = Field(default=5, ge=2, le=60)
     heartbeat_interval: float = Field(default=1.0, gt=0, le=30)
 

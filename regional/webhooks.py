@@ -28,6 +28,7 @@ from federation.errors import Unavailable
 from federation.etcd import Etcd, Snapshot
 from federation.task import TaskRecord, TaskStatus
 from federation.topology import Clusters
+from regional.egress import PublicOnlyResolver, check_literal
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,13 @@ class Refused(Exception):
 
 class WebhookSender:
     def __init__(
-        self, clusters: Clusters, partition: str, *, attempts: int = 8, backoff: float = 1.0
+        self,
+        clusters: Clusters,
+        partition: str,
+        *,
+        attempts: int = 8,
+        backoff: float = 1.0,
+        private_targets: bool = False,
     ) -> None:
         self.clusters = clusters
         self.partition = partition
@@ -50,12 +57,15 @@ class WebhookSender:
         self.backoff = backoff  # first retry after this many seconds, doubling, at most 60
         self.root = clusters.root
         self.etcd: Etcd = clusters.for_partition(partition)
+        self.private_targets = private_targets  # local development: receivers on loopback
         self._sending: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         secret = await self._secret()
         timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        resolver = None if self.private_targets else PublicOnlyResolver()
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             async for item in self.etcd.list_watch(keys.done_all(self.root, self.partition)):
                 kvs = item.kvs if isinstance(item, Snapshot) else [item.kv]
                 if not isinstance(item, Snapshot) and item.kind != "put":
@@ -117,7 +127,11 @@ class WebhookSender:
             "X-Spillover-Task-Id": record.id,
             webhooks.HEADER: webhooks.sign(secret, body, int(time.time())),
         }
-        async with http.post(record.webhook, data=body, headers=headers) as r:
+        if not self.private_targets:
+            check_literal(record.webhook)
+        # No redirects: a public receiver must not bounce the agent to a private address.
+        async with http.post(record.webhook, data=body, headers=headers,
+                             allow_redirects=False) as r:  # fmt: skip
             if r.status >= 500 or r.status in (408, 429):
                 raise Retry(f"{r.status} {r.reason}")
             if r.status >= 300:

@@ -49,7 +49,9 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 @pytest.fixture
 async def edge(harness: Harness) -> AsyncIterator[Edge]:
     await harness.apps.put(worker_spec())
-    agent = await harness.start_agent(webhook_backoff=0.05, webhook_attempts=3)
+    agent = await harness.start_agent(
+        webhook_backoff=0.05, webhook_attempts=3, webhook_private_targets=True
+    )
     await harness.ready(agent, "worker", 1)
     e = await start_edge(harness.etcd_config, allow_http_webhooks=True)
     yield e
@@ -98,6 +100,27 @@ async def test_a_cancelled_task_notifies_too_and_a_4xx_is_not_retried(
     assert json.loads(r.got[0][1])["task"]["state"] == "cancelled"
     await asyncio.sleep(0.5)  # two more backoff rounds (0.05 s, 0.1 s), had it retried
     assert len(r.got) == 1
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "169.254.169.254"])
+async def test_webhooks_to_private_addresses_are_refused_without_a_try(
+    harness: Harness, receiver: tuple[Receiver, str], host: str
+) -> None:
+    r, url = receiver
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent(webhook_backoff=0.05, webhook_attempts=3)
+    await harness.ready(agent, "worker", 1)
+    target = url.replace("127.0.0.1", host)
+    record = await harness.submit("worker", "echo", b"x", webhook=target)
+    marker = keys.hooked(harness.clusters.root, "us-east-1", record.id)
+
+    async def marked() -> bytes | None:
+        kv = await harness.clusters.control.get(marker)
+        return kv.value if kv else None
+
+    await until(marked, timeout=10)
+    assert b"gave up: PrivateTarget" in (await marked() or b"")
+    assert r.got == []
 
 
 @pytest.mark.parametrize("url", ["ftp://x/y", "/relative", "http://", "x" * 3000])
