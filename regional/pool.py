@@ -168,6 +168,7 @@ class Pool:
         sink = ResultSink(self.blobs, self.inline_limit, result_name(ulid_of(record.id),
                                                                      record.attempts))  # fmt: skip
         feeding: asyncio.Task[None] | None = None
+        call: Any = None
         try:
             assert replica.stub is not None
             request = pb.RunRequest(
@@ -176,7 +177,7 @@ class Pool:
             )  # fmt: skip
             timeout = self.spec.scaling.max_runtime
             if record.payload_ref is None:
-                call: Any = replica.stub.Run(request, timeout=timeout)
+                call = replica.stub.Run(request, timeout=timeout)
             else:
                 call = replica.stub.RunStream(timeout=timeout)
                 request.size = record.payload_ref.size
@@ -212,6 +213,10 @@ class Pool:
                     self.running.pop(record.id, None)
                     failure = TaskError(code="handler_error", message=event.error.message)
                     self.metrics.finished(await self.queue.fail(claim, failure))
+                # The outcome is in: whatever the stream does next (a streaming call whose
+                # handler failed before reading all its input may end INTERNAL) says nothing
+                # about the replica's health.
+                break
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -231,6 +236,8 @@ class Pool:
             # etcd down: our lease will lapse and the reaper requeues the task elsewhere.
             log.warning("task %s: could not write its outcome: %s", record.id, e)
         finally:
+            if call is not None:
+                call.cancel()  # a no-op once the call ended; else it frees the replica's side
             if feeding is not None:
                 await cancel_and_wait([feeding])
                 if not feeding.cancelled():
