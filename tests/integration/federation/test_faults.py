@@ -25,6 +25,7 @@ from federation.topology import Clusters
 from tests.conftest import make_config
 from tests.factories import task
 from tests.integration.federation.helpers import claim_until, following
+from tests.waiting import until
 
 P = "us-east-1"
 pytestmark = pytest.mark.slow
@@ -137,7 +138,15 @@ async def test_killing_a_member_of_three_loses_no_acknowledged_task(
         # ...and on the killed one once it is back and has caught up.
         cluster.restart(victim)
         back = Etcd([cluster.members[victim].endpoint])
-        await asyncio.sleep(0.5)
+
+        async def answers() -> bool:
+            # Healthy over HTTP is not yet reachable over gRPC on a loaded machine: retry.
+            try:
+                return await back.get(keys.task(root, P, acked[-1])) is not None
+            except Unavailable:
+                return False
+
+        await until(answers, timeout=20, every=0.2)
         for tid in acked:
             assert await back.get(keys.task(root, P, tid)) is not None
         await survivor.close()
