@@ -1,6 +1,6 @@
-"""Group commit for enqueues: the enqueues that arrive while one txn is in flight go to etcd
-together, as one txn of nested sub-txns (each compares on its own, so one duplicate does not
-fail the others).
+"""Group commit for enqueues and fenced settles: the writes that arrive while one txn is in
+flight go to etcd together, as one txn of nested sub-txns (each compares on its own, so one
+duplicate or stale claim does not fail the others).
 
 One txn per task costs the edge a gRPC call (~0.25 ms of CPU in Python) and etcd a Raft entry
 and fsync each; at 64 concurrent clients a batch holds ~10-16 tasks, so both are paid once per

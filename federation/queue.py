@@ -101,24 +101,25 @@ class Queue:
     def _etcd(self, partition: str) -> Etcd:
         return self.clusters.for_partition(partition)
 
+    def _group(self, partition: str) -> GroupCommit:
+        etcd = self._etcd(partition)
+        return self._commits.setdefault(id(etcd), GroupCommit(etcd))
+
     def ready_key(self, r: TaskRecord) -> bytes:
         return keys.ready(self.root, r.partition, r.app, r.priority, ns(r.created_at), r.id)
 
-    def _done_ops(self, r: TaskRecord) -> list[Op]:
+    def _index_key(self, r: TaskRecord) -> bytes:
+        """Where a record in its state is indexed: the queue, or (finished) the done index."""
+        if r.state is sm.State.QUEUED:
+            return self.ready_key(r)
         assert r.finished_at is not None
-        value = encode(r)  # the done entry carries the record: waiters watch only these
-        return [
-            put(keys.task(self.root, r.partition, r.id), value),
-            put(keys.done(self.root, r.partition, ns(r.finished_at), r.id), value),
-        ]
-
-    def _queued_ops(self, r: TaskRecord) -> list[Op]:
-        value = encode(r)
-        return [put(keys.task(self.root, r.partition, r.id), value), put(self.ready_key(r), value)]
+        return keys.done(self.root, r.partition, ns(r.finished_at), r.id)
 
     def _settle_ops(self, r: TaskRecord) -> list[Op]:
-        """Ops that store a record in its new state: back in the queue, or finished."""
-        return self._queued_ops(r) if r.state is sm.State.QUEUED else self._done_ops(r)
+        """Ops that store a record in its new state. The index entry carries the record too:
+        waiters watch only the done index."""
+        value = encode(r)
+        return [put(keys.task(self.root, r.partition, r.id), value), put(self._index_key(r), value)]
 
     # -- enqueue and reads --------------------------------------------------------------------
 
@@ -129,7 +130,7 @@ class Queue:
         p, root = record.partition, self.root
         task_key = keys.task(root, p, record.id)
         compare = [absent(task_key)]
-        ops = [*self._queued_ops(record), put(keys.payload(root, p, record.id), payload)]
+        ops = [*self._settle_ops(record), put(keys.payload(root, p, record.id), payload)]
         failure: list[Op] = [get(task_key)]
         names = {task_key}
         if record.idempotency_key is not None:
@@ -138,9 +139,7 @@ class Queue:
             ops.append(put(idem, record.id.encode()))
             failure = [get(idem)]
             names.add(idem)
-        etcd = self._etcd(p)
-        commits = self._commits.setdefault(id(etcd), GroupCommit(etcd))
-        succeeded, responses = await commits.txn(
+        succeeded, responses = await self._group(p).txn(
             compare, ops, failure, frozenset(names), len(payload) + 2048
         )
         if succeeded:
@@ -236,18 +235,22 @@ class Queue:
                         held.append(dataclasses.replace(c, payload=body.value if body else b""))
         return held
 
-    async def _fenced(self, claim: Claim, record: TaskRecord, extra: list[Op]) -> TaskRecord:
+    async def _fenced(self, claim: Claim, record: TaskRecord, result: bytes | None) -> TaskRecord:
+        """Settle a claimed task while the claim is still ours. Concurrent settles share a txn
+        (``groupcommit.py``): an agent finishing many short tasks pays etcd once per batch."""
         p = record.partition
-        result = await self._etcd(p).txn(
-            [value_is(claim.key, claim.token)],
-            [
-                delete(claim.key),
-                delete(keys.running(self.root, p, record.id)),
-                *self._settle_ops(record),
-                *extra,
-            ],
+        running = keys.running(self.root, p, record.id)
+        ops = [delete(claim.key), delete(running), *self._settle_ops(record)]
+        touched = {claim.key, running, keys.task(self.root, p, record.id), self._index_key(record)}
+        if result is not None:
+            result_key = keys.result(self.root, p, record.id)
+            ops.append(put(result_key, result))
+            touched.add(result_key)
+        size = len(result or b"") + 4096  # the record twice, keys
+        succeeded, _ = await self._group(p).txn(
+            [value_is(claim.key, claim.token)], ops, [], frozenset(touched), size
         )
-        if not result.succeeded:
+        if not succeeded:
             raise NotClaimer(
                 f"task {record.id}: the claim is no longer ours (lease lost, requeued or cancelled)"
             )
@@ -261,20 +264,18 @@ class Queue:
         done = sm.finish(
             r, ok=True, now=self.clock(), result_content_type=content_type, result_ref=ref
         )
-        return await self._fenced(
-            claim, done, [put(keys.result(self.root, r.partition, r.id), result)]
-        )
+        return await self._fenced(claim, done, result)
 
     async def fail(self, claim: Claim, error: TaskError) -> TaskRecord:
         return await self._fenced(
-            claim, sm.finish(claim.record, ok=False, now=self.clock(), error=error), []
+            claim, sm.finish(claim.record, ok=False, now=self.clock(), error=error), None
         )
 
     async def release(self, claim: Claim, reason: str) -> TaskRecord:
         """Give a claimed task back (its replica died, the claimer drains): requeued at once, or
         failed with replica_lost once it has used its attempts."""
         return await self._fenced(
-            claim, sm.requeue(claim.record, now=self.clock(), reason=reason), []
+            claim, sm.requeue(claim.record, now=self.clock(), reason=reason), None
         )
 
     # -- cancel, expire, requeue lost claims, retention ---------------------------------------
@@ -295,7 +296,7 @@ class Queue:
                     delete(keys.running(self.root, p, record.id)),
                 ]
             result = await self._etcd(p).txn(
-                [mod_is(kv.key, kv.mod_revision)], [*undo, *self._done_ops(cancelled)]
+                [mod_is(kv.key, kv.mod_revision)], [*undo, *self._settle_ops(cancelled)]
             )
             if result.succeeded:
                 return cancelled
@@ -310,7 +311,7 @@ class Queue:
         subs = [
             nested(
                 [mod_is(kv.key, kv.mod_revision)],
-                [delete(kv.key), *self._done_ops(sm.expire(r, now=now))],
+                [delete(kv.key), *self._settle_ops(sm.expire(r, now=now))],
             )
             for kv, r in due
             if r.deadline <= now

@@ -58,25 +58,61 @@ async def test_idempotent_enqueue_returns_one_task(queue: Queue) -> None:
     assert created
 
 
-async def test_concurrent_enqueues_share_txns_and_each_is_stored_once(
-    queue: Queue, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    txns = 0
+@pytest.fixture
+def txns(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """``txns[0]``: how many etcd txns have been sent since the test began."""
+    sent = [0]
     real = Etcd.txn
 
     async def counting(self: Etcd, *args: Any, **kw: Any) -> Any:
-        nonlocal txns
-        txns += 1
+        sent[0] += 1
         return await real(self, *args, **kw)
 
     monkeypatch.setattr(Etcd, "txn", counting)
+    return sent
+
+
+async def test_concurrent_enqueues_share_txns_and_each_is_stored_once(
+    queue: Queue, txns: list[int]
+) -> None:
     records = [task(P) for _ in range(40)]
     again = records[7]  # the same task twice in one burst: stored once
     results = await asyncio.gather(*(queue.enqueue(r, b"body") for r in [*records, again]))
     assert [created for _, created in results].count(True) == 40
-    assert txns <= 4  # 16 tasks per txn at most (etcd's --max-txn-ops), not one each
+    assert txns[0] <= 4  # 16 tasks per txn at most (etcd's --max-txn-ops), not one each
     for r in records:
         assert (await queue.get(r.id)).id == r.id
+
+
+async def test_concurrent_settles_share_txns_and_a_stale_claim_fails_alone(
+    queue: Queue, txns: list[int]
+) -> None:
+    records = [task(P) for _ in range(12)]
+    await asyncio.gather(*(queue.enqueue(r, b"") for r in records))
+    claimer = Claimer("c1", P)
+    async with following(ReadyView(queue, "demo", [P])) as view:
+        claims = await claim_until(view, claimer, 12)
+    cancelled = claims[5].record.id
+    await queue.cancel(cancelled)  # its claim is gone: the fence must refuse its result
+    before = txns[0]
+    settles = [
+        queue.fail(c, TaskError(code="handler_error", message="no"))
+        if i == 0
+        else queue.complete(c, f"r{i}".encode(), "text/plain")
+        for i, c in enumerate(claims)
+    ]
+    outcomes = await asyncio.gather(*settles, return_exceptions=True)
+    assert txns[0] - before <= 3  # not one each
+    for c, outcome in zip(claims, outcomes, strict=True):
+        if c.record.id == cancelled:
+            assert isinstance(outcome, NotClaimer)
+            assert (await queue.get(cancelled)).state is State.CANCELLED
+        else:
+            assert not isinstance(outcome, BaseException)
+            assert (await queue.get(c.record.id)).state is outcome.state
+    assert outcomes[0].state is State.FAILED  # type: ignore[union-attr]
+    assert await queue.result(outcomes[3]) == b"r3"  # type: ignore[arg-type]
+    await claimer.close()
 
 
 async def test_no_task_goes_to_two_of_eight_concurrent_claimers(queue: Queue) -> None:
