@@ -7,11 +7,13 @@ Run from the repository root (the benchmark handlers and the demo app are import
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.metadata
 import importlib.util
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -190,7 +192,10 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(REPO)
     sys.path.insert(0, str(REPO))
     started = time.monotonic()
-    report = uvloop.run(_run(names))
+    try:
+        report = uvloop.run(_run(names))
+    except asyncio.CancelledError:
+        sys.exit("spillover bench: stopped by SIGTERM (servers and workers closed)")
     plot = None
     if report.waits:
         png = args.out.with_name("benchmarks-waits.png")
@@ -205,6 +210,11 @@ async def _run(names: list[str]) -> Report:
     from benchmarks.report import Report
 
     report = Report()
+    # SIGTERM stops the run as Ctrl-C does: each side's `finally` closes its servers and workers
+    # (Python's default for SIGTERM would exit at once and leave Celery, Redis and etcd running).
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     with tempfile.TemporaryDirectory() as d:
         for name in names:
             print(f"bench {name}...", file=sys.stderr, flush=True)

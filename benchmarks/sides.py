@@ -92,6 +92,11 @@ class Spillover:
         self.regions = regions
         self.scaling = scaling
         self.etcd = LocalEtcd(tmp / "etcd")
+        self.config = EtcdConfig(endpoints=tuple(self.etcd.endpoints), root="/bench")
+        self.clusters = Clusters(self.config)  # connects on first use
+        self.queue = Queue(self.clusters)
+        self.waiters = TaskWaiters(self.queue, self.regions)
+        self.bg: asyncio.Task[None] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.env: dict[str, str] = {}
 
@@ -105,11 +110,16 @@ class Spillover:
         handler: str = "benchmarks.probe:Probe",
         autoscale: bool = False,
     ) -> Spillover:
+        """Everything up and serving; on failure or cancellation (SIGTERM), all of it closed."""
+        try:
+            await self._start(runs_log, handler, autoscale)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def _start(self, runs_log: Path | None, handler: str, autoscale: bool) -> None:
         self.etcd.start()
-        self.config = EtcdConfig(endpoints=tuple(self.etcd.endpoints), root="/bench")
-        self.clusters = Clusters(self.config)
-        self.queue = Queue(self.clusters)
-        self.waiters = TaskWaiters(self.queue, self.regions)
         self.bg = asyncio.create_task(self.waiters.run())
         spec = {
             "app": {"name": "bench", "handler": handler},
@@ -135,7 +145,6 @@ class Spillover:
             self.start_agent(region)
         for region in self.regions:
             await self.serving(self.replicas, region=region)
-        return self
 
     def start_agent(self, region: str = REGION) -> None:
         self.agents[region] = subprocess.Popen(
@@ -193,8 +202,9 @@ class Spillover:
         return etcd + [p for a in self.agents.values() for p in tree(a.pid)]
 
     async def close(self) -> None:
-        self.bg.cancel()
-        await asyncio.gather(self.bg, return_exceptions=True)
+        if self.bg is not None:
+            self.bg.cancel()
+            await asyncio.gather(self.bg, return_exceptions=True)
         await self.clusters.close()
         for agent in self.agents.values():
             if agent.poll() is None:
@@ -232,6 +242,15 @@ class Celery:
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def start(self, runs_log: Path | None = None, start_worker: bool = True) -> Celery:
+        """Redis and (``start_worker``) a worker serving; on failure, both stopped again."""
+        try:
+            self._start(runs_log, start_worker)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self, runs_log: Path | None, start_worker: bool) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
@@ -271,7 +290,6 @@ class Celery:
                              accept_content=["json"])  # fmt: skip
         if start_worker:
             self.start_worker()
-        return self
 
     def start_worker(self, queue: str | None = None) -> subprocess.Popen[bytes]:
         """A prefork worker (on ``queue`` only, when given); the first is ``self.worker``."""

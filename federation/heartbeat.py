@@ -19,6 +19,7 @@ class AppLoad(BaseModel):
     busy_slots: int
     queue_depth: int  # queued tasks this region may take now
     oldest_wait_ms: float
+    requests_per_second: float = 0.0  # tasks started since the agent's previous beat, per s
 
 
 class RegionHeartbeat(BaseModel):
@@ -68,6 +69,7 @@ def _merged(beats: list[RegionHeartbeat]) -> RegionHeartbeat:
             busy_slots=sum(a.busy_slots for a in ls),
             queue_depth=max(a.queue_depth for a in ls),
             oldest_wait_ms=max(a.oldest_wait_ms for a in ls),
+            requests_per_second=sum(a.requests_per_second for a in ls),
         )
         for app, ls in sorted(loads.items())
     )

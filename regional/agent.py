@@ -70,6 +70,7 @@ class Agent:
         self.runners: dict[str, AppRunner] = {}
         self.live_regions: set[str] = set()
         self.regions: dict[str, RegionHeartbeat] = {}  # every region's agents, merged
+        self._beaten: dict[str, tuple[float, int]] = {}  # app: (last beat, pool.started then)
         self.blobs: BlobStore | None = None  # open while run() runs
         self.capacity: AsgCapacity | None = None  # the region's node group, if it scales nodes
 
@@ -234,9 +235,14 @@ class Agent:
             self.live_regions = set(self.regions)
 
     def heartbeat(self) -> RegionHeartbeat:
+        """The region as this agent sees it now. Each call starts a new window for the request
+        rate (tasks started since the previous call)."""
         now = self.clock()
         loads = []
         for name, r in sorted(self.runners.items()):
+            then, started = self._beaten.get(name, (now, r.pool.started))
+            self._beaten[name] = (now, r.pool.started)
+            rate = (r.pool.started - started) / (now - then) if now > then else 0.0
             waiting = claim_order(r.view.entries.values(), self.rules(r.spec), now)
             oldest = min((e.record.created_at for e in waiting), default=now)
             ready = r.pool.ready_replicas
@@ -250,6 +256,7 @@ class Agent:
                     busy_slots=r.pool.busy_slots,
                     queue_depth=len(waiting),
                     oldest_wait_ms=round((now - oldest) * 1000, 1),
+                    requests_per_second=round(rate, 2),
                 )
             )
         c = self.config

@@ -37,7 +37,7 @@ def snapshot(
     home = {agent.config.name, *rules.down_regions}
     pool = runner.pool
     replicas = sum(not r.draining for r in pool.replicas) + pool.starting
-    fleet = fleet or Fleet(replicas, pool.starting, pool.busy_slots)
+    fleet = fleet or Fleet(replicas, pool.starting, pool.busy_slots, started / TICK)
     return Snapshot(
         replicas=fleet.replicas,
         starting=fleet.starting,
@@ -45,7 +45,7 @@ def snapshot(
         queued=len(waiting),
         oldest_wait=max((now - e.record.created_at for e in waiting), default=0.0),
         queued_home=sum(e.record.partition in home for e in waiting),
-        requests_per_second=started / TICK,
+        requests_per_second=fleet.requests_per_second,
     )
 
 
@@ -54,17 +54,21 @@ class Fleet:
     replicas: int  # running and starting
     starting: int
     busy_slots: int
+    requests_per_second: float
 
 
 def region_fleet(agent: Agent, app: str, group: Group) -> Fleet:
     """The region's replicas when the autoscaler sizes nodes: the group's desired nodes (the
-    ones still booting count as starting), and busy slots from every node's heartbeat."""
+    ones still booting count as starting), busy slots and request rate from every node's
+    heartbeat."""
     beat = agent.regions.get(agent.config.name)
     load = next((a for a in beat.apps if a.app == app), None) if beat else None
     assert agent.capacity is not None
     replicas = group.desired * agent.capacity.per_node
-    ready = load.ready_replicas if load else 0
-    return Fleet(replicas, max(0, replicas - ready), load.busy_slots if load else 0)
+    if load is None:
+        return Fleet(replicas, replicas, 0, 0.0)
+    starting = max(0, replicas - load.ready_replicas)
+    return Fleet(replicas, starting, load.busy_slots, load.requests_per_second)
 
 
 async def run_autoscaler(agent: Agent) -> None:

@@ -28,6 +28,14 @@ async def test_a_task_runs_and_its_result_is_committed(harness: Harness) -> None
     assert await harness.queue.result(done) == b"hello spillover"
     hb = agent.heartbeat()
     assert hb.apps[0].slots == 4 and hb.apps[0].ready_replicas == 1
+    # The beats carry the rate of started tasks (the autoscaler's rps across a region's nodes).
+    await asyncio.gather(*(harness.submit("worker", "echo", b"x") for _ in range(10)))
+
+    def rate() -> float:
+        beat = agent.regions.get(REGION)
+        return beat.apps[0].requests_per_second if beat and beat.apps else 0.0
+
+    await until(lambda: rate() > 0)
 
 
 async def test_never_more_than_replica_concurrency_and_the_rest_waits_in_the_queue(
