@@ -67,8 +67,7 @@ resource "aws_launch_template" "edge" {
 
   user_data = base64encode(templatefile("${path.module}/templates/edge.yaml.tftpl", {
     package = var.spillover_version
-    tls     = var.tls
-    mint    = local.mint_cert
+    boot    = local.boot
     config = {
       region      = var.region
       host        = "0.0.0.0"
@@ -125,8 +124,7 @@ resource "aws_launch_template" "gpu" {
 
   user_data = base64encode(templatefile("${path.module}/templates/gpu.yaml.tftpl", {
     package = var.spillover_version
-    tls     = var.tls
-    mint    = local.mint_cert
+    boot    = local.boot
     config = {
       name        = var.region
       lat         = var.coordinates.lat
@@ -144,8 +142,16 @@ resource "aws_launch_template" "gpu" {
 
 locals {
   gpu_group = "${local.prefix}-gpu"
-  # Every node mints its etcd certificate at first boot with this script (etcd.tf too).
-  mint_cert = file("${path.module}/templates/mint-cert.sh")
+  # What every node's first boot needs (etcd.tf too): public certificates in user data, private
+  # keys fetched from SSM (secrets.tf), and the script that mints its etcd certificate.
+  boot = {
+    mint     = file("${path.module}/templates/mint-cert.sh")
+    fetch    = file("${path.module}/templates/fetch-secret.sh")
+    secrets  = local.secret_names
+    region   = var.region
+    edge_pem = var.tls.edge_cert
+    etcd_ca  = var.tls.etcd_ca
+  }
 }
 
 resource "aws_autoscaling_group" "gpu" {

@@ -41,9 +41,7 @@ resource "aws_instance" "etcd" {
     name    = local.etcd_names[count.index]
     ip      = local.etcd_ips[count.index]
     cluster = local.etcd_cluster
-    ca      = var.tls.etcd_ca
-    ca_key  = var.tls.etcd_ca_key
-    mint    = local.mint_cert
+    boot    = local.boot
   })
 }
 

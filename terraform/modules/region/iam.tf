@@ -1,5 +1,6 @@
 # Least privilege: edges and GPU nodes may use the payload bucket; only the GPU nodes' agent may
-# change a desired capacity, and only of its own autoscaling group.
+# change a desired capacity, and only of its own autoscaling group; each node kind may read only
+# the secrets it needs (secrets.tf).
 
 data "aws_iam_policy_document" "assume_ec2" {
   statement {
@@ -44,14 +45,18 @@ data "aws_iam_policy_document" "autoscaler" {
 }
 
 locals {
-  # Node kind -> the policies its role gets (etcd nodes need none).
+  # Node kind -> the policies its role gets.
   node_policies = {
-    edge = { payloads = data.aws_iam_policy_document.payloads.json }
+    edge = {
+      payloads = data.aws_iam_policy_document.payloads.json
+      secrets  = data.aws_iam_policy_document.secrets["edge"].json
+    }
     gpu = {
       payloads   = data.aws_iam_policy_document.payloads.json
       autoscaler = data.aws_iam_policy_document.autoscaler.json
+      secrets    = data.aws_iam_policy_document.secrets["gpu"].json
     }
-    etcd = {}
+    etcd = { secrets = data.aws_iam_policy_document.secrets["etcd"].json }
   }
   node_kinds = toset(["edge", "gpu", "etcd"]) # static: the roles must not wait for the policies
   role_policies = merge([

@@ -109,7 +109,7 @@ variable "etcd_volume_gb" {
 }
 
 variable "tls" {
-  description = "PEM material the nodes use: the edges' public certificate chain and key; the CA etcd peers and clients trust, and its key (every node mints its own etcd certificate from it at first boot, then deletes the key)."
+  description = "PEM material the nodes use: the edges' public certificate chain and key; the CA etcd peers and clients trust, and its key. The keys go to SSM Parameter Store (SecureString), not user data; every node fetches the CA key at first boot, mints its own etcd certificate and deletes the CA key."
   type = object({
     edge_cert   = string
     edge_key    = string

@@ -16,10 +16,10 @@ variables {
   gpu_ami  = "ami-00000000000000002"
   etcd_ami = "ami-00000000000000003"
   tls = {
-    edge_cert   = "-----BEGIN CERTIFICATE-----"
-    edge_key    = "-----BEGIN PRIVATE KEY-----"
-    etcd_ca     = "-----BEGIN CERTIFICATE-----"
-    etcd_ca_key = "-----BEGIN PRIVATE KEY-----"
+    edge_cert   = "-----BEGIN CERTIFICATE----- edge"
+    edge_key    = "-----BEGIN PRIVATE KEY----- edge"
+    etcd_ca     = "-----BEGIN CERTIFICATE----- etcd ca"
+    etcd_ca_key = "-----BEGIN PRIVATE KEY----- etcd ca"
   }
 }
 
@@ -105,5 +105,37 @@ run "terraform_leaves_the_desired_count_to_the_autoscaler" {
   assert {
     condition     = aws_autoscaling_group.gpu.min_size == 0 && aws_autoscaling_group.gpu.max_size == 8
     error_message = "the GPU group's bounds come from gpu_count"
+  }
+}
+
+run "private_keys_reach_nodes_through_ssm_not_user_data" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition = alltrue([
+      for data in concat(
+        [base64decode(aws_launch_template.edge.user_data), base64decode(aws_launch_template.gpu.user_data)],
+        [for i in aws_instance.etcd : i.user_data],
+      ) : !strcontains(data, "PRIVATE KEY") && strcontains(data, "spillover-fetch-secret eu-west-1 /sp-eu-west-1/etcd-ca-key")
+    ])
+    error_message = "no private key in user data; every node fetches the etcd CA key from SSM"
+  }
+  assert {
+    condition     = strcontains(base64decode(aws_launch_template.edge.user_data), "/sp-eu-west-1/edge-key /etc/spillover/edge.key")
+    error_message = "edges fetch their TLS key from SSM"
+  }
+  assert {
+    condition     = alltrue([for p in aws_ssm_parameter.secret : p.type == "SecureString"])
+    error_message = "secrets are SecureStrings"
+  }
+  assert {
+    condition = alltrue([
+      for kind, doc in data.aws_iam_policy_document.secrets : alltrue([
+        for st in doc.statement : st.actions == toset(["ssm:GetParameter"]) && st.resources == toset([
+          for name in(kind == "edge" ? ["etcd-ca-key", "edge-key"] : ["etcd-ca-key"]) : aws_ssm_parameter.secret[name].arn
+        ])
+      ])
+    ])
+    error_message = "each node kind may read only its own secrets; only edges read the edge key"
   }
 }
