@@ -7,5 +7,8 @@ if ! command -v aws >/dev/null 2>&1; then
   apt-get update -q >/dev/null && apt-get install -y -q awscli >/dev/null
 fi
 umask 077
+# Into a temporary file first: a failed fetch must not leave an empty key where one is expected.
+trap 'rm -f "$3.part"' EXIT
 aws ssm get-parameter --region "$1" --name "$2" --with-decryption \
-  --query Parameter.Value --output text > "$3"
+  --query Parameter.Value --output text > "$3.part"
+mv "$3.part" "$3"
