@@ -27,7 +27,12 @@ Partition keyspace (one per home region; each partition lives in the cluster its
                                              finds claims whose lease expired
     {root}/q/{p}/done/{finished_ns}/{id}     terminal record, in finish order: for retention, and
                                              for waiters (one event per task, not one per write)
-    {root}/q/{p}/idem/{app}/{sha256(key)}    idempotency key -> task id
+
+Per cluster that holds partitions::
+
+    {root}/idem/{app}/{sha256(key)}          idempotency key -> task id, whichever of the cluster's
+                                             partitions the task went to: a retry homed in another
+                                             region of the same cluster finds it
 """
 
 from __future__ import annotations
@@ -165,10 +170,10 @@ def done_before(root: str, p: str, finished_ns: int) -> bytes:
     return _b(f"{root}/q/{p}/done/{finished_ns:020d}")
 
 
-def idempotency(root: str, p: str, app_name: str, key: str) -> bytes:
+def idempotency(root: str, app_name: str, key: str) -> bytes:
     # Hashed: the client's key is arbitrary text and may be long; the hash is fixed-size and safe.
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return _b(f"{root}/q/{p}/idem/{app_name}/{digest}")
+    return _b(f"{root}/idem/{app_name}/{digest}")
 
 
 def task_id_of(key: bytes) -> str:

@@ -134,7 +134,7 @@ class Queue:
         failure: list[Op] = [get(task_key)]
         names = {task_key}
         if record.idempotency_key is not None:
-            idem = keys.idempotency(root, p, record.app, record.idempotency_key)
+            idem = keys.idempotency(root, record.app, record.idempotency_key)
             compare.append(absent(idem))
             ops.append(put(idem, record.id.encode()))
             failure = [get(idem)]
@@ -418,7 +418,7 @@ class Queue:
             if task_kv is not None:
                 r = decode(task_kv.value)
                 if r.idempotency_key is not None:
-                    ops.append(delete(keys.idempotency(root, partition, r.app, r.idempotency_key)))
+                    ops.append(delete(keys.idempotency(root, r.app, r.idempotency_key)))
             subs.append(nested([], ops))
         return await self._run_batches(etcd, subs, per_sub=8)
 

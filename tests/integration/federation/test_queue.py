@@ -53,6 +53,10 @@ async def test_idempotent_enqueue_returns_one_task(queue: Queue) -> None:
     results = await asyncio.gather(*(queue.enqueue(r, b"x") for r in attempts))
     ids = {r.id for r, _ in results}
     assert len(ids) == 1 and sum(created for _, created in results) == 1
+    # A retry homed in another region (the first went down, the client moved) whose partition
+    # lives in the same cluster finds the same task.
+    elsewhere, created = await queue.enqueue(task("eu-west-1", idempotency_key="order-42"), b"x")
+    assert not created and elsewhere.id in ids and elsewhere.partition == P
     # Different app, same key: a different task.
     _, created = await queue.enqueue(task(P, app="other", idempotency_key="order-42"), b"x")
     assert created
