@@ -1,4 +1,5 @@
-"""The federated queue: enqueue, claim, fenced complete, cancel, expire, requeue and retention.
+"""The federated queue: enqueue, claim, fenced complete, cancel (expiry, requeue of lost claims
+and retention are the reaper's, ``reaper.py``).
 
 Each operation that must be atomic is one etcd txn. Claims *move* a task (queue entry → claim
 under the claimer's lease) and never delete it, so a claimer that dies loses nothing: the reaper
@@ -98,11 +99,11 @@ class Queue:
         self.clock = clock
         self._commits: dict[int, GroupCommit] = {}  # per cluster (by its client's id)
 
-    def _etcd(self, partition: str) -> Etcd:
+    def etcd(self, partition: str) -> Etcd:
         return self.clusters.for_partition(partition)
 
     def _group(self, partition: str) -> GroupCommit:
-        etcd = self._etcd(partition)
+        etcd = self.etcd(partition)
         return self._commits.setdefault(id(etcd), GroupCommit(etcd))
 
     def ready_key(self, r: TaskRecord) -> bytes:
@@ -115,7 +116,7 @@ class Queue:
         assert r.finished_at is not None
         return keys.done(self.root, r.partition, ns(r.finished_at), r.id)
 
-    def _settle_ops(self, r: TaskRecord) -> list[Op]:
+    def settle_ops(self, r: TaskRecord) -> list[Op]:
         """Ops that store a record in its new state. The index entry carries the record too:
         waiters watch only the done index."""
         value = encode(r)
@@ -130,7 +131,7 @@ class Queue:
         p, root = record.partition, self.root
         task_key = keys.task(root, p, record.id)
         compare = [absent(task_key)]
-        ops = [*self._settle_ops(record), put(keys.payload(root, p, record.id), payload)]
+        ops = [*self.settle_ops(record), put(keys.payload(root, p, record.id), payload)]
         failure: list[Op] = [get(task_key)]
         names = {task_key}
         if record.idempotency_key is not None:
@@ -159,13 +160,13 @@ class Queue:
             p = sm.partition_of(task_id)
         except ValueError as e:
             raise NotFound(str(e)) from None
-        kv = await self._etcd(p).get(keys.task(self.root, p, task_id))
+        kv = await self.etcd(p).get(keys.task(self.root, p, task_id))
         if kv is None:
             raise NotFound(f"task {task_id} not found")
         return decode(kv.value), kv
 
     async def result(self, record: TaskRecord) -> bytes:
-        kv = await self._etcd(record.partition).get(
+        kv = await self.etcd(record.partition).get(
             keys.result(self.root, record.partition, record.id)
         )
         if kv is None:
@@ -183,7 +184,7 @@ class Queue:
         p = batch[0].record.partition
         if any(e.record.partition != p for e in batch):
             raise ValueError("claim() takes entries of one partition at a time")
-        etcd = self._etcd(p)
+        etcd = self.etcd(p)
         lease = (await claimer.session(etcd)).lease
         now = self.clock()
         claims, subs = [], []
@@ -240,7 +241,7 @@ class Queue:
         (``groupcommit.py``): an agent finishing many short tasks pays etcd once per batch."""
         p = record.partition
         running = keys.running(self.root, p, record.id)
-        ops = [delete(claim.key), delete(running), *self._settle_ops(record)]
+        ops = [delete(claim.key), delete(running), *self.settle_ops(record)]
         touched = {claim.key, running, keys.task(self.root, p, record.id), self._index_key(record)}
         if result is not None:
             result_key = keys.result(self.root, p, record.id)
@@ -278,7 +279,7 @@ class Queue:
             claim, sm.requeue(claim.record, now=self.clock(), reason=reason), None
         )
 
-    # -- cancel, expire, requeue lost claims, retention ---------------------------------------
+    # -- cancel ---------------------------------------------------------------------------------
 
     async def cancel(self, task_id: str) -> TaskRecord:
         """Queued: it never starts. Running: its claim is deleted, which tells the claimer (it
@@ -295,70 +296,18 @@ class Queue:
                     delete(keys.claim(self.root, p, record.claimer, record.id)),
                     delete(keys.running(self.root, p, record.id)),
                 ]
-            result = await self._etcd(p).txn(
-                [mod_is(kv.key, kv.mod_revision)], [*undo, *self._settle_ops(cancelled)]
+            result = await self.etcd(p).txn(
+                [mod_is(kv.key, kv.mod_revision)], [*undo, *self.settle_ops(cancelled)]
             )
             if result.succeeded:
                 return cancelled
         raise Conflict(f"task {task_id} kept changing while being cancelled; retry")
 
-    async def expire_due(self, partition: str) -> int:
-        """Expire queued tasks of a partition that waited past their deadline."""
-        etcd, now = self._etcd(partition), self.clock()
-        prefix = keys.ready_all(self.root, partition)
-        kvs, _ = await etcd.range_all(prefix, keys.prefix_end(prefix))
-        due = [(kv, decode(kv.value)) for kv in kvs]
-        subs = [
-            nested(
-                [mod_is(kv.key, kv.mod_revision)],
-                [delete(kv.key), *self._settle_ops(sm.expire(r, now=now))],
-            )
-            for kv, r in due
-            if r.deadline <= now
-        ]
-        return await self._run_batches(etcd, subs, per_sub=4)
-
-    async def requeue_lost(self, partition: str) -> int:
-        """Requeue running tasks whose claim vanished with its claimer's lease (SIGKILL, hang,
-        partition). Any live process may run this: every move compares what it read."""
-        etcd, root = self._etcd(partition), self.root
-        running_prefix = keys.running_all(root, partition)
-        running, _ = await etcd.range_all(running_prefix, keys.prefix_end(running_prefix))
-        if not running:
-            return 0
-        claims_prefix = root.encode() + f"/q/{partition}/claims/".encode()
-        held, _ = await etcd.range_all(
-            claims_prefix, keys.prefix_end(claims_prefix), keys_only=True
-        )
-        live = {kv.key for kv in held}
-        now, subs = self.clock(), []
-        for kv in running:
-            if kv.value in live:
-                continue
-            task_kv = await etcd.get(keys.task(root, partition, keys.task_id_of(kv.key)))
-            if task_kv is None:
-                continue
-            record = decode(task_kv.value)
-            if record.state is not sm.State.RUNNING:
-                continue
-            back = sm.requeue(record, now=now, reason=f"claimer {record.claimer} lost its lease")
-            subs.append(
-                nested(
-                    [
-                        mod_is(kv.key, kv.mod_revision),
-                        absent(kv.value),
-                        mod_is(task_kv.key, task_kv.mod_revision),
-                    ],
-                    [delete(kv.key), *self._settle_ops(back)],
-                )
-            )
-        return await self._run_batches(etcd, subs, per_sub=8)
-
     # -- progress and log events ---------------------------------------------------------------
 
     async def put_events(self, task_id: str, events: TaskEvents) -> None:
         p = sm.partition_of(task_id)
-        await self._etcd(p).put(
+        await self.etcd(p).put(
             keys.events(self.root, p, task_id), events.model_dump_json().encode()
         )
 
@@ -366,7 +315,7 @@ class Queue:
         """The task's record and its events, now and after each change (two list-watches,
         merged). Ends with the terminal record, after the events as they were then."""
         p = sm.partition_of(task_id)
-        etcd = self._etcd(p)
+        etcd = self.etcd(p)
         out: asyncio.Queue[TaskRecord | TaskEvents] = asyncio.Queue()
 
         async def pump(key: bytes, decode: Callable[[bytes], TaskRecord | TaskEvents]) -> None:
@@ -396,37 +345,3 @@ class Queue:
                 yield item
         finally:
             await cancel_and_wait(pumps)
-
-    async def sweep_retention(self, partition: str, retention: float) -> int:
-        """Delete finished tasks (record, bodies, idempotency key) ``retention`` s after the end."""
-        etcd, root = self._etcd(partition), self.root
-        start = keys.done_all(root, partition)
-        end = keys.done_before(root, partition, ns(self.clock() - retention))
-        old, _ = await etcd.range_all(start, end, keys_only=True)
-        subs = []
-        for kv in old:
-            task_id = keys.task_id_of(kv.key)
-            ops = [
-                delete(kv.key),
-                delete(keys.task(root, partition, task_id)),
-                delete(keys.payload(root, partition, task_id)),
-                delete(keys.result(root, partition, task_id)),
-                delete(keys.events(root, partition, task_id)),
-                delete(keys.hooked(root, partition, task_id)),
-            ]
-            task_kv = await etcd.get(keys.task(root, partition, task_id))
-            if task_kv is not None:
-                r = decode(task_kv.value)
-                if r.idempotency_key is not None:
-                    ops.append(delete(keys.idempotency(root, r.app, r.idempotency_key)))
-            subs.append(nested([], ops))
-        return await self._run_batches(etcd, subs, per_sub=8)
-
-    @staticmethod
-    async def _run_batches(etcd: Etcd, subs: list[Op], *, per_sub: int) -> int:
-        size = max(1, 120 // per_sub)
-        done = 0
-        for i in range(0, len(subs), size):
-            result = await etcd.txn([], subs[i : i + size])
-            done += sum(result.nested_succeeded())
-        return done

@@ -25,6 +25,7 @@ from federation.errors import Conflict, NotClaimer
 from federation.etcd_server import LocalEtcd
 from federation.placement import ClaimRules, ReadyEntry, claim_order
 from federation.queue import Claim, Claimer, Queue, decode
+from federation.reaper import expire_due, requeue_lost
 from federation.task import State, TaskError
 from federation.topology import Clusters, EtcdConfig
 from tests.factories import task
@@ -143,7 +144,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(dt=st.sampled_from([0.1, 1.0, 30.0]))
     def advance_and_expire(self, dt: float) -> None:
         self.clock.now += dt
-        self.run(self.queue.expire_due(P))
+        self.run(expire_due(self.queue, P))
         for tid, s in self.state.items():
             created = decode_created(tid, self)
             if s is State.QUEUED and created + GRACE <= self.clock.now:
@@ -155,7 +156,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.run(claimer.close())  # revokes: its claims vanish, as when its lease expires
         claimer.sessions.clear()
         self._invalidate(lambda c: self.owner.get(c.record.id) == claimer.id)
-        self.run(self.queue.requeue_lost(P))
+        self.run(requeue_lost(self.queue, P))
         for tid, owner in list(self.owner.items()):
             if owner == claimer.id:
                 del self.owner[tid]

@@ -13,6 +13,7 @@ from federation.errors import Conflict, NotClaimer, NotFound, Unavailable
 from federation.etcd import Etcd
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
+from federation.reaper import expire_due, requeue_lost, sweep_retention
 from federation.task import State, TaskError
 from federation.waiters import TaskWaiters
 from tests.factories import task
@@ -197,13 +198,13 @@ async def test_expire_and_retention(queue: Queue) -> None:
     fresh = task(P)
     await queue.enqueue(stale, b"body")
     await queue.enqueue(fresh, b"body")
-    assert await queue.expire_due(P) == 1
+    assert await expire_due(queue, P) == 1
     expired = await queue.get(stale.id)
     assert expired.state is State.EXPIRED and expired.error is not None
     assert (await queue.get(fresh.id)).state is State.QUEUED
     # Retention deletes the record, its body and its idempotency key, and nothing younger.
-    assert await queue.sweep_retention(P, retention=3600) == 0
-    assert await queue.sweep_retention(P, retention=0) == 1
+    assert await sweep_retention(queue, P, retention=3600) == 0
+    assert await sweep_retention(queue, P, retention=0) == 1
     with pytest.raises(NotFound):
         await queue.get(stale.id)
     etcd = queue.clusters.for_partition(P)
@@ -217,10 +218,10 @@ async def test_requeue_lost_after_lease_loss_and_zombie_is_fenced(queue: Queue) 
     zombie, healthy = Claimer("zombie", P, ttl=2), Claimer("healthy", P)
     async with following(ReadyView(queue, "demo", [P])) as view:
         [lost] = await claim_until(view, zombie, 1)
-        assert await queue.requeue_lost(P) == 0  # its lease is alive: nothing to do
+        assert await requeue_lost(queue, P) == 0  # its lease is alive: nothing to do
         etcd = queue.clusters.for_partition(P)
         await etcd.revoke((await zombie.session(etcd)).lease)  # the lease ends, as at a crash
-        assert await queue.requeue_lost(P) == 1
+        assert await requeue_lost(queue, P) == 1
         [again] = await claim_until(view, healthy, 1)
     assert again.record.id == lost.record.id and again.record.attempts == 2
     with pytest.raises(NotClaimer):
