@@ -1,8 +1,9 @@
 """One app's replicas in one region: keep the desired number running, hand each claimed task to
 a replica with a free slot, and drain replicas chosen for scale-in.
 
-The pool never holds more claimed tasks than its ready replicas have free slots (no prefetch), so
-a short task is never parked behind a long one while a slot anywhere is free.
+The pool never holds more claimed, unstarted tasks than its ready replicas have free slots (no
+prefetch), so a short task is never parked behind a long one while a slot anywhere is free. A slot
+frees as soon as the replica answers, while the outcome is still being written.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class Pool:
                                                                      record.attempts))  # fmt: skip
         feeding: asyncio.Task[None] | None = None
         call: Any = None
+        slot_held = True
         try:
             assert replica.stub is not None
             request = pb.RunRequest(
@@ -196,6 +198,11 @@ class Pool:
                     continue
                 if events is not None:
                     await events.close()
+                # The replica is done with it: its slot takes the next task while this one's
+                # outcome is written (claim and settle overlap instead of taking turns).
+                replica.busy -= 1
+                slot_held = False
+                self._notify()
                 if kind == "result":
                     await sink.add(event.result.body)
                     body, ref = await sink.finish()
@@ -246,8 +253,9 @@ class Pool:
             if events is not None:
                 await events.close()
             self.running.pop(record.id, None)
-            replica.busy -= 1
-            self._notify()
+            if slot_held:
+                replica.busy -= 1
+                self._notify()
 
     async def _feed(self, call: Any, request: pb.RunRequest, ref: BlobRef) -> None:
         """Stream a blob payload into the replica. On a broken or altered blob the call is

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,30 @@ async def test_never_more_than_replica_concurrency_and_the_rest_waits_in_the_que
     assert len(queued) == 2  # the 5th and 6th wait in the queue, not in the agent
     finals = [await harness.result(r) for r in records]
     assert all(f.state is State.SUCCEEDED for f in finals)
+
+
+async def test_a_freed_slot_takes_the_next_task_while_the_last_outcome_is_written(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await harness.apps.put(worker_spec(replica_concurrency=1))
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    second_started = asyncio.Event()
+    real = agent.queue.complete
+
+    async def slow_complete(claim: Any, *args: Any) -> Any:
+        if claim.payload == b"first":
+            # Held until the one slot runs the next task: it must not wait for this write.
+            await asyncio.wait_for(second_started.wait(), timeout=20)
+        else:
+            second_started.set()
+        return await real(claim, *args)
+
+    monkeypatch.setattr(agent.queue, "complete", slow_complete)
+    first = await harness.submit("worker", "echo", b"first")
+    second = await harness.submit("worker", "echo", b"second")
+    assert (await harness.result(first)).state is State.SUCCEEDED
+    assert (await harness.result(second)).state is State.SUCCEEDED
 
 
 async def test_short_tasks_never_wait_behind_long_ones_while_a_slot_is_free(
