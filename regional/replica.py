@@ -92,6 +92,7 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         credits = asyncio.Semaphore(_IN_FLIGHT)
         ctx = Context(request.task_id, asyncio.get_running_loop(), events.put_nowait)
         self.busy += 1
+        held = True
         work = asyncio.ensure_future(self._execute(fn, body, ctx, events, credits))
         work.add_done_callback(lambda _: events.put_nowait(None))
         try:
@@ -107,14 +108,20 @@ class ReplicaService(pb_grpc.ReplicaServicer):
                 body_out, content_type = work.result()
             except Exception as e:  # the user's code failed: a failed task, not a dead replica
                 message = f"{type(e).__name__}: {e}"
-                yield pb.RunEvent(error=pb.Error(code="handler_error", message=message))
+                outcome = pb.RunEvent(error=pb.Error(code="handler_error", message=message))
             else:
-                yield pb.RunEvent(result=pb.Result(body=body_out, content_type=content_type))
+                outcome = pb.RunEvent(result=pb.Result(body=body_out, content_type=content_type))
+            # The slot is free before the agent hears the outcome: it frees its count of this
+            # slot then and may send the next task before this stream has ended.
+            self.busy -= 1
+            held = False
+            yield outcome
         finally:
             # Reached on completion and when the agent cancels the call (cancel, max_runtime).
             ctx.cancel()
             work.cancel()
-            self.busy -= 1
+            if held:
+                self.busy -= 1
 
     async def _execute(
         self,

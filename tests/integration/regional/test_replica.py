@@ -1,0 +1,46 @@
+"""A replica process over real gRPC: the slot count the agent relies on."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from regional.replicas import LocalProcessProvider
+from regional.rpc import replica_pb2 as pb
+from tests.integration.conftest import REGION, REPO, worker_spec
+from tests.waiting import until
+
+pytestmark = pytest.mark.slow
+
+
+def run(function: str, body: bytes) -> pb.RunRequest:
+    return pb.RunRequest(task_id=function, function=function, payload=body, size=len(body))
+
+
+async def test_a_slot_frees_when_the_outcome_is_sent_and_the_limit_holds_while_it_runs() -> None:
+    provider = LocalProcessProvider(REPO)
+    replica = await provider.start(worker_spec(replica_concurrency=1), REGION)
+    assert replica.stub is not None
+    try:
+        first = replica.stub.Run(run("echo", b"one"))
+        assert (await first.read()).result.body == b"one"
+        # The first stream has not been read to its end; the agent frees the slot on the outcome
+        # and sends the next task at once, which the replica must take.
+        second = replica.stub.Run(run("echo", b"two"))
+        assert (await second.read()).result.body == b"two"
+        # While a task runs, its one slot is taken: the hard limit refuses a second.
+        sleeping = replica.stub.Run(run("sleep", json.dumps({"seconds": 2}).encode()))
+
+        async def busy() -> bool:
+            return (await replica.stub.Status(pb.StatusRequest())).busy == 1  # type: ignore[union-attr]
+
+        await until(busy)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await replica.stub.Run(run("echo", b"three")).read()
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        events = [event async for event in sleeping]
+        assert json.loads(events[-1].result.body)["slept"] == 2
+    finally:
+        await provider.stop(replica)
