@@ -149,6 +149,10 @@ def claims_of(root: str, p: str, claimer_id: str) -> bytes:
     return _b(f"{root}/q/{p}/claims/{claimer_id}/")
 
 
+def claims_all(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/claims/")
+
+
 def running(root: str, p: str, task_id: str) -> bytes:
     return _b(f"{root}/q/{p}/running/{task_id}")
 

@@ -74,7 +74,7 @@ async def requeue_lost(queue: Queue, partition: str) -> int:
     running, _ = await etcd.range_all(running_prefix, keys.prefix_end(running_prefix))
     if not running:
         return 0
-    claims_prefix = root.encode() + f"/q/{partition}/claims/".encode()
+    claims_prefix = keys.claims_all(root, partition)
     held, _ = await etcd.range_all(claims_prefix, keys.prefix_end(claims_prefix), keys_only=True)
     live = {kv.key for kv in held}
     now, subs = queue.clock(), []

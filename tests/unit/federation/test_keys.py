@@ -43,3 +43,10 @@ def test_idempotency_key_is_hashed_and_scoped_by_app() -> None:
     a = keys.idempotency("/r", "a", "key with / slashes and spaces")
     assert b" " not in a and a.count(b"/") == keys.idempotency("/r", "a", "k").count(b"/")
     assert a != keys.idempotency("/r", "b", "key with / slashes and spaces")
+
+
+def test_a_claim_key_lies_under_its_claimers_prefix_and_the_partitions() -> None:
+    claim = keys.claim("/r", "p", "c1", "t")
+    assert claim.startswith(keys.claims_of("/r", "p", "c1"))
+    assert keys.claims_of("/r", "p", "c1").startswith(keys.claims_all("/r", "p"))
+    assert not claim.startswith(keys.claims_all("/r", "p2"))
