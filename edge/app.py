@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 
 import geoip2.database
@@ -56,9 +57,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except SpilloverError as e:
         headers = {}
-        if isinstance(e, Unavailable):
-            headers["Retry-After"] = "1"
-        elif isinstance(e, Unauthorized):
+        if e.retry_after is not None or e.status in (429, 503):
+            headers["Retry-After"] = retry_after(e.retry_after)
+        if isinstance(e, Unauthorized):
             headers["WWW-Authenticate"] = 'Bearer realm="spillover"'
         return web.json_response(tasks.error_body(e), status=e.status, headers=headers)
     except web.HTTPException as e:
@@ -76,6 +77,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         log.exception("unhandled error on %s %s", request.method, request.path)
         body = {"error": {"code": "internal", "message": "internal error; it has been logged"}}
         return web.json_response(body, status=500)
+
+
+def retry_after(seconds: float | None) -> str:
+    """Retry-After in whole seconds (RFC 9110 allows no fraction), at least 1."""
+    return str(max(1, math.ceil(seconds or 1)))
 
 
 async def _federation(app: web.Application) -> AsyncIterator[None]:

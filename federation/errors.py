@@ -13,9 +13,12 @@ class SpilloverError(Exception):
     code = "internal"
     retryable = False
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Seconds after which a retry may succeed: the HTTP answer's Retry-After (429 and 503
+        # always carry one; see ``Unavailable``).
+        self.retry_after = retry_after
 
 
 class InvalidConfig(SpilloverError):
@@ -50,6 +53,32 @@ class Unavailable(SpilloverError):
 
     status = 503
     code = "unavailable"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
+class StorageFull(Unavailable):
+    """The partition's etcd is above its space watermark (or out of space): new tasks are
+    refused until finished ones are swept; settles and reads go on."""
+
+    code = "storage_full"
+
+
+class QueueFull(SpilloverError):
+    """The app's queue in the home partition holds ``[queue] max_depth`` tasks."""
+
+    status = 429
+    code = "queue_full"
+    retryable = True
+
+
+class RateLimited(SpilloverError):
+    """The API key is over its request rate."""
+
+    status = 429
+    code = "rate_limited"
     retryable = True
 
 
