@@ -23,10 +23,12 @@ from edge.keys import (
     CLIENTS,
     CLUSTERS,
     CONFIG,
+    DEPTHS,
     DRAINING,
     GRANT,
     METRICS,
     QUEUE,
+    STORAGE,
     VIEW,
     WAITERS,
     Clients,
@@ -34,6 +36,7 @@ from edge.keys import (
 )
 from edge.metrics import EdgeMetrics
 from edge.state import FederationView
+from federation.admission import Depths
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec, parse_spec, parse_toml
 from federation.blobs.fs import ROUTE as FS_ROUTE
@@ -44,6 +47,7 @@ from federation.errors import InvalidConfig, SpilloverError, Unauthorized, Unava
 from federation.heartbeat import EdgeHeartbeat
 from federation.metrics import FederationMetrics
 from federation.queue import Queue
+from federation.storage import StorageGuard
 from federation.topology import Clusters
 from federation.waiters import TaskWaiters
 
@@ -87,13 +91,16 @@ def retry_after(seconds: float | None) -> str:
 async def _federation(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     stack = contextlib.AsyncExitStack()
-    clusters = Clusters(config.etcd, FederationMetrics(app[METRICS].registry))
+    federation_metrics = FederationMetrics(app[METRICS].registry)
+    clusters = Clusters(config.etcd, federation_metrics)
     queue = Queue(clusters)
+    storage = StorageGuard(clusters, federation_metrics)
     view = FederationView(clusters.control, clusters.root)
     waiters = TaskWaiters(queue, [r.name for r in config.regions])
     reader = geoip2.database.Reader(str(config.geoip_db)) if config.geoip_db else None
     geo = Geolocator(reader)
     app[CLUSTERS], app[QUEUE], app[VIEW], app[WAITERS] = clusters, queue, view, waiters
+    app[STORAGE], app[DEPTHS] = storage, Depths(queue)
     app[CLIENTS] = Clients(config, geo)
     blobs = await stack.enter_async_context(
         open_store(config.blobs, clusters.control, clusters.root, config.url)
@@ -108,6 +115,7 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(view.follow_grants()),
         asyncio.create_task(view.publish(me)),
         asyncio.create_task(waiters.run()),
+        asyncio.create_task(storage.run()),
         asyncio.create_task(run_sweeper(blobs, clusters, regions, b.sweep_interval, b.sweep_grace)),
     ]
     yield
@@ -187,7 +195,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def federation_health(request: web.Request) -> web.Response:
     """From etcd alone (heartbeats and edges this edge follows), never from calls to regions."""
     regions = [r.name for r in request.app[CONFIG].regions]
-    health = await request.app[VIEW].health(regions)
+    health = await request.app[VIEW].health(regions, request.app[STORAGE].reasons())
     return web.json_response(health.model_dump(mode="json"))
 
 

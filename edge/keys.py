@@ -11,9 +11,11 @@ from edge.client import Geolocator, client_ip
 from edge.config import EdgeConfig
 from edge.metrics import EdgeMetrics
 from edge.state import FederationView
+from federation.admission import Depths
 from federation.apikeys import Grant
 from federation.blobs import BlobStore
 from federation.queue import Queue
+from federation.storage import StorageGuard
 from federation.topology import Clusters
 from federation.waiters import TaskWaiters
 
@@ -38,6 +40,8 @@ VIEW = web.AppKey("view", FederationView)
 CLIENTS = web.AppKey("clients", Clients)
 METRICS = web.AppKey("metrics", EdgeMetrics)
 BLOBS = web.AppKey("blobs", BlobStore)
+DEPTHS = web.AppKey("depths", Depths)  # queue depths, for [queue] max_depth
+STORAGE = web.AppKey("storage", StorageGuard)  # etcd space against its quota
 
 DRAINING = web.AppKey("draining", asyncio.Event)  # set when the edge starts shutting down
 GRANT = web.RequestKey("grant", Grant)  # the caller's grant, set by the auth middleware

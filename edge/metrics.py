@@ -14,3 +14,10 @@ class EdgeMetrics:
             ["app", "region"],
             registry=registry,
         )
+        self.refused = Counter(
+            "spillover_tasks_refused_total",
+            "Submits refused before anything was stored, by error code (queue_full, "
+            "rate_limited, storage_full, unavailable)",
+            ["app", "code"],
+            registry=registry,
+        )

@@ -66,14 +66,16 @@ class FederationView:
                     await session.close()
                 raise
 
-    async def health(self, regions: list[str]) -> FederationHealth:
+    async def health(self, regions: list[str], reasons: list[str]) -> FederationHealth:
         try:
             async with asyncio.timeout(2):
                 members, leader = await self.control.status()
             etcd = EtcdHealth(healthy=leader is not None, members=members, leader=leader)
         except (Unavailable, TimeoutError):
             etcd = EtcdHealth(healthy=False)
-        return federation_health(regions, self.heartbeats, self.edges.values(), etcd, time.time())
+        return federation_health(
+            regions, self.heartbeats, self.edges.values(), etcd, time.time(), reasons
+        )
 
 
 def _region(kv: KV) -> RegionHeartbeat:

@@ -14,10 +14,23 @@ from aiohttp import web
 
 from edge import bodies
 from edge.auth import may_use
-from edge.keys import BLOBS, CLIENTS, CLUSTERS, CONFIG, DRAINING, METRICS, QUEUE, VIEW, WAITERS
+from edge.keys import (
+    BLOBS,
+    CLIENTS,
+    CLUSTERS,
+    CONFIG,
+    DEPTHS,
+    DRAINING,
+    METRICS,
+    QUEUE,
+    STORAGE,
+    VIEW,
+    WAITERS,
+)
 from edge.routing import BadRequest, Point, fallbacks, place
 from federation.aio import cancel_and_wait
-from federation.errors import SpilloverError, Unreachable
+from federation.appspec import AppSpec
+from federation.errors import QueueFull, SpilloverError, StorageFull, Unavailable, Unreachable
 from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
 from federation.waiters import until_finished
 
@@ -117,7 +130,9 @@ async def submit(request: web.Request) -> web.StreamResponse:
     asynchronous = request.query.get("async", "").lower() in ("1", "true") or (
         "respond-async" in request.headers.get("Prefer", "").lower()
     )
-    # Every header is checked before the body is read: a bad request stores nothing.
+    await _admit(request, spec, placed.home)
+    # Every header and limit is checked before the body is read: a refused request stores
+    # nothing.
     ulid, store = new_ulid(), request.app[BLOBS]
     body, ref = await bodies.receive(
         request, spec.scaling.max_payload_bytes, config.blobs.inline_limit, store, ulid
@@ -136,25 +151,29 @@ async def submit(request: web.Request) -> web.StreamResponse:
                 home_region=home, allowed_regions=placed.allowed, priority=priority,
                 max_attempts=spec.scaling.max_attempts, created_at=now,
                 deadline=now + spec.scaling.response_grace_period, idempotency_key=idem,
+                retention=spec.queue.result_retention,
                 webhook=webhook, payload_ref=ref,
                 content_type=request.headers.get("Content-Type", "application/octet-stream"),
             )  # fmt: skip
             try:
+                request.app[STORAGE].check(request.app[QUEUE].etcd(home))
                 if not asynchronous:  # subscribed first: the task may finish before we look
                     subscription = request.app[WAITERS].subscribe(record.id)
                     updates = await stack.enter_async_context(subscription)
                 stored, created = await request.app[QUEUE].enqueue(record, body)
                 break
-            except Unreachable as e:
+            except (Unreachable, StorageFull) as e:  # certainly not stored: try the next home
                 if i == len(homes) - 1:
-                    if ref is not None:  # certainly not stored anywhere
+                    if ref is not None:  # not stored anywhere
                         await store.delete(ref.name)
+                    request.app[METRICS].refused.labels(app_name, e.code).inc()
                     raise
-                log.warning("partition %s unreachable (%s); storing in %s", home, e, homes[i + 1])
+                log.warning("partition %s: %s; storing in %s", home, e.message, homes[i + 1])
         # Other failures may have stored the task (a timeout after etcd applied it): its blob
         # is left for the sweeper, which deletes it only if the task does not exist.
         if created:
             request.app[METRICS].submitted.labels(app_name, home).inc()
+            request.app[DEPTHS].added(home, app_name)
         elif ref is not None and stored.id != record.id:  # an idempotent retry: the first
             await store.delete(ref.name)  # task has its own body
         if asynchronous:
@@ -164,6 +183,20 @@ async def submit(request: web.Request) -> web.StreamResponse:
         assert updates is not None
         final = await wait_finished(request, updates, stored, wait)
     return await outcome(request, final)
+
+
+async def _admit(request: web.Request, spec: AppSpec, home: str) -> None:
+    """429 queue_full once the app's queue in its home partition is at ``[queue] max_depth``;
+    Retry-After from the rate its regions have been taking its tasks at."""
+    beats = request.app[VIEW].heartbeats.values()
+    rate = sum(a.requests_per_second for b in beats for a in b.apps if a.app == spec.name)
+    try:
+        await request.app[DEPTHS].admit(home, spec.name, spec.queue.max_depth, rate)
+    except QueueFull as e:
+        request.app[METRICS].refused.labels(spec.name, e.code).inc()
+        raise
+    except Unavailable:
+        pass  # the depth is unknown: the enqueue finds out whether the partition can be reached
 
 
 def _one_per_cluster(request: web.Request, regions: tuple[str, ...]) -> tuple[str, ...]:

@@ -64,10 +64,18 @@ class PlacementSection(_Section):
     spillover_after: float = Field(default=0.5, ge=0, le=86400)
 
 
+class QueueSection(_Section):
+    # Past max_depth queued tasks in one home partition, submits answer 429 queue_full: a queue
+    # in front of GPUs pushes back instead of growing until etcd is full.
+    max_depth: int = Field(default=10_000, ge=1, le=10_000_000)
+    result_retention: float = Field(default=86_400, ge=60, le=30 * 86_400)
+
+
 class AppSpec(_Section):
     app: AppSection
     scaling: ScalingSection = ScalingSection()
     placement: PlacementSection = PlacementSection()
+    queue: QueueSection = QueueSection()
 
     @property
     def name(self) -> str:

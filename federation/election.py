@@ -8,7 +8,7 @@ can be elected, since the key only goes away when that lease expires.
 
 from __future__ import annotations
 
-from federation.etcd import Etcd, absent, delete, get, put, value_is
+from federation.etcd import Compacted, Etcd, absent, delete, get, put, value_is
 from federation.session import Session
 
 
@@ -21,9 +21,12 @@ async def campaign(etcd: Etcd, key: bytes, me: bytes, session: Session) -> None:
         holder = result.got(0)
         if holder is None:
             continue  # it went between the compare and the read
-        async for event in etcd.watch(key, holder.mod_revision + 1):
-            if event.kind == "delete" and event.kv.key == key:
-                break
+        try:
+            async for event in etcd.watch(key, holder.mod_revision + 1):
+                if event.kind == "delete" and event.kv.key == key:
+                    break
+        except Compacted:
+            continue  # the history was compacted meanwhile: look again
 
 
 async def resign(etcd: Etcd, key: bytes, me: bytes) -> None:

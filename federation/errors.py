@@ -82,6 +82,13 @@ class RateLimited(SpilloverError):
     retryable = True
 
 
+class Rejected(SpilloverError):
+    """etcd refused the request for what it is (too large, too many operations in one txn):
+    the same request would be refused again, so it is not retried. Our fault: 500."""
+
+    code = "etcd_rejected"
+
+
 class PayloadTooLarge(SpilloverError):
     status = 413
     code = "payload_too_large"

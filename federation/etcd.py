@@ -20,7 +20,7 @@ import aetcd
 from aetcd import rpc
 from aetcd import transactions as tx
 
-from federation.errors import Unavailable, Unreachable
+from federation.errors import Rejected, StorageFull, Unavailable, Unreachable
 from federation.etcd_tls import EtcdTls, TlsClient
 from federation.keys import prefix_end
 from federation.metrics import FederationMetrics
@@ -153,11 +153,22 @@ class Etcd:
         if not endpoints:
             raise ValueError("an etcd cluster needs at least one endpoint")
         self.endpoints = [_host_port(e) for e in endpoints]
+        self._urls = tuple(endpoints)
+        self._tls = tls
         self._credentials = tls.credentials() if tls is not None else None
         self._timeout = timeout
         self._metrics = metrics
         self._index = 0
         self._client: aetcd.Client | None = None
+        self._members: list[Etcd] = []
+
+    def members(self) -> list[Etcd]:
+        """One client per member, for what is asked of a member itself (its status, a
+        defragmentation) rather than of the cluster."""
+        if not self._members:
+            self._members = [Etcd([url], timeout=self._timeout, metrics=self._metrics,
+                                  tls=self._tls) for url in self._urls]  # fmt: skip
+        return self._members
 
     @property
     def endpoint(self) -> str:
@@ -188,10 +199,18 @@ class Etcd:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.close()
+        for member in self._members:
+            await member.close()
 
-    async def _call(self, op: str, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
-        """Run ``fn`` against the current member; on UNAVAILABLE try each other member once (the
-        request was not processed, so a retry cannot apply it twice)."""
+    async def call(
+        self, op: str, fn: Callable[[aetcd.Client], Awaitable[T]], *, retry: bool = False
+    ) -> T:
+        """Run ``fn`` against the current member. A member that could not be connected to moves
+        the client to the next one, where the request is tried again (it was never sent). Any
+        other UNAVAILABLE ("leader changed", a connection reset) is retried on the next member
+        only if ``retry`` says the request is safe to repeat (reads, keep-alives): a write may
+        have been applied before the error, and a repeated claim or commit would then fail its
+        compare against itself and be taken for someone else's."""
         last: Exception | None = None
         for _ in range(len(self.endpoints)):
             client = self._current()
@@ -204,6 +223,8 @@ class Etcd:
                 _reraise_if_cancelled(e)
                 last = e
                 await self._failover(client)
+                if not (retry or _never_sent(e)):
+                    raise Unavailable(f"etcd {self.endpoint} failed {op}: {e}") from e
             except aetcd.ConnectionTimeoutError as e:
                 _reraise_if_cancelled(e)
                 # Timed out: the request may or may not have applied; do not retry it.
@@ -211,7 +232,7 @@ class Etcd:
                 raise Unavailable(f"etcd {self.endpoint} timed out on {op}: {e}") from e
             except aetcd.ClientError as e:
                 _reraise_if_cancelled(e)
-                raise Unavailable(f"etcd refused {op}: {e}") from e
+                raise _refusal(op, e) from e
             except asyncio.CancelledError as e:
                 _reraise_if_cancelled(e)
                 # Not our cancellation: another call failed over and closed the channel under
@@ -223,6 +244,20 @@ class Etcd:
                     self._metrics.etcd_request_seconds.labels(op).observe(elapsed)
         raise Unreachable(f"no etcd member reachable for {op}: {last}")
 
+    async def _stub(self, op: str, service: str, method: str, request: Any, *, retry: bool) -> Any:
+        """A raw gRPC call (``kvstub.Range``, ``maintenancestub.Status``, ...) for what aetcd
+        does not expose, with its errors translated as aetcd's own calls translate them."""
+
+        async def call(c: aetcd.Client) -> Any:
+            await c.connect()
+            try:
+                rpc_method = getattr(getattr(c, service), method)
+                return await rpc_method(request, timeout=c._timeout, metadata=c.metadata)
+            except aetcd.rpc.AioRpcError as e:
+                aetcd.exceptions._handle_exception(e)
+
+        return await self.call(op, call, retry=retry)
+
     async def status(self) -> tuple[int, str | None]:
         """(number of members, name of the leader or None while there is none)."""
 
@@ -232,19 +267,19 @@ class Etcd:
             leader = status.leader.name if status.leader is not None else None
             return len(members), leader
 
-        return await self._call("status", call)
+        return await self.call("status", call, retry=True)
 
     # -- reads and writes -----------------------------------------------------------------------
 
     async def get(self, key: bytes) -> KV | None:
-        r = await self._call("get", lambda c: c.get(key))
+        r = await self.call("get", lambda c: c.get(key), retry=True)
         return None if r is None else _kv(r)
 
     async def put(self, key: bytes, value: bytes, lease: int | None = None) -> None:
-        await self._call("put", lambda c: c.put(key, value, lease=lease))
+        await self.call("put", lambda c: c.put(key, value, lease=lease))
 
     async def delete(self, key: bytes) -> None:
-        await self._call("delete", lambda c: c.delete(key))
+        await self.call("delete", lambda c: c.delete(key))
 
     async def range(
         self,
@@ -259,16 +294,14 @@ class Etcd:
         request = rpc.RangeRequest(
             key=key, range_end=range_end, limit=limit, keys_only=keys_only, revision=revision
         )
-
-        async def call(c: aetcd.Client) -> Any:
-            await c.connect()
-            try:
-                return await c.kvstub.Range(request, timeout=c._timeout, metadata=c.metadata)
-            except aetcd.rpc.AioRpcError as e:  # the raw stub: translate as aetcd's calls do
-                aetcd.exceptions._handle_exception(e)
-
-        r = await self._call("range", call)
+        r = await self._stub("range", "kvstub", "Range", request, retry=True)
         return [_kv(kv) for kv in r.kvs], int(r.header.revision), bool(r.more)
+
+    async def count(self, prefix: bytes) -> int:
+        """How many keys start with ``prefix`` (etcd counts them; none is sent)."""
+        request = rpc.RangeRequest(key=prefix, range_end=prefix_end(prefix), count_only=True)
+        r = await self._stub("count", "kvstub", "Range", request, retry=True)
+        return int(r.count)
 
     async def range_all(
         self, key: bytes, range_end: bytes, *, keys_only: bool = False
@@ -289,24 +322,50 @@ class Etcd:
     async def txn(
         self, compare: list[Compare], success: list[Op], failure: list[Op] | None = None
     ) -> TxnResult:
-        ok, responses = await self._call(
+        ok, responses = await self.call(
             "txn", lambda c: c.transaction(compare=compare, success=success, failure=failure or [])
         )
         return TxnResult(bool(ok), list(responses))
 
+    # -- maintenance (``storage.py``) ---------------------------------------------------------
+
+    async def space(self) -> tuple[int, int, bool]:
+        """This member's (db file size, bytes in use, whether its NOSPACE alarm is raised)."""
+        r = await self._stub("status", "maintenancestub", "Status", rpc.StatusRequest(),
+                             retry=True)  # fmt: skip
+        return int(r.dbSize), int(r.dbSizeInUse), any("NOSPACE" in e for e in r.errors)
+
+    async def compact(self, revision: int) -> None:
+        await self.call("compact", lambda c: c.compact(revision, physical=True), retry=True)
+
+    async def defragment(self) -> None:
+        await self.call("defragment", lambda c: c.defragment(), retry=True)
+
+    async def disarm_nospace(self) -> int:
+        """Deactivate every member's NOSPACE alarm, one by one as ``etcdctl alarm disarm``
+        does (etcd matches the member id exactly). Returns how many there were."""
+        get = rpc.AlarmRequest(action=rpc.AlarmRequest.GET)
+        alarms = (await self._stub("alarm", "maintenancestub", "Alarm", get, retry=True)).alarms
+        nospace = [a for a in alarms if a.alarm == rpc.NOSPACE]
+        for a in nospace:
+            off = rpc.AlarmRequest(action=rpc.AlarmRequest.DEACTIVATE, memberID=a.memberID,
+                                   alarm=rpc.NOSPACE)  # fmt: skip
+            await self._stub("alarm", "maintenancestub", "Alarm", off, retry=True)
+        return len(nospace)
+
     # -- leases -----------------------------------------------------------------------------
 
     async def grant(self, ttl: int) -> int:
-        lease = await self._call("lease_grant", lambda c: c.lease(ttl))
+        lease = await self.call("lease_grant", lambda c: c.lease(ttl))
         return int(lease.id)
 
     async def keepalive(self, lease_id: int) -> int:
         """Refresh a lease; returns its remaining TTL, 0 if it is gone."""
-        reply = await self._call("lease_keepalive", lambda c: c.refresh_lease(lease_id))
+        reply = await self.call("lease_keepalive", lambda c: c.refresh_lease(lease_id), retry=True)
         return 0 if reply is None else int(reply.TTL)
 
     async def revoke(self, lease_id: int) -> None:
-        await self._call("lease_revoke", lambda c: c.revoke_lease(lease_id))
+        await self.call("lease_revoke", lambda c: c.revoke_lease(lease_id), retry=True)
 
     # -- watches ----------------------------------------------------------------------------
 
@@ -358,6 +417,23 @@ class Etcd:
                     yield ev
             except Compacted:
                 log.info("watch on %s fell behind compaction; re-listing", prefix)
+
+
+def _never_sent(e: aetcd.ConnectionFailedError) -> bool:
+    """gRPC could not connect to the member at all: the request never left this process."""
+    text = str(e).lower()
+    return "failed to connect" in text or "connection refused" in text
+
+
+def _refusal(op: str, e: aetcd.ClientError) -> Exception:
+    """What etcd's refusal means for the caller. Out of space and over-size requests are not
+    outages: retrying them as if etcd were down would only repeat the refusal."""
+    text = str(e)
+    if "database space exceeded" in text:
+        return StorageFull(f"etcd is out of space (NOSPACE alarm) on {op}", retry_after=10)
+    if isinstance(e, aetcd.InvalidArgumentError) or "larger than max" in text:
+        return Rejected(f"etcd refused {op}: {text}")
+    return Unavailable(f"etcd refused {op}: {text}")
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:

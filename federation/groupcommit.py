@@ -5,6 +5,11 @@ duplicate or stale claim does not fail the others).
 One txn per task costs the edge a gRPC call (~0.25 ms of CPU in Python) and etcd a Raft entry
 and fsync each; at 64 concurrent clients a batch holds ~10-16 tasks, so both are paid once per
 batch. An idle edge sends a batch of one at once: single requests wait for nothing.
+
+etcd 3.4's space quota prices only a txn's top-level puts: a txn of nested puts costs nothing,
+so it passes even while the NOSPACE alarm refuses every other write. Writes that grow etcd (new
+tasks) therefore carry ``quota_key``: one tiny top-level put that makes etcd's own accounting see
+the batch, and refuse it when the space is gone. Settles go without it: they let the queue drain.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from federation.errors import SpilloverError
-from federation.etcd import Compare, Etcd, Op, nested
+from federation.errors import Rejected, SpilloverError
+from federation.etcd import Compare, Etcd, Op, nested, put
 
 # etcd's defaults: --max-txn-ops 128 (nested ops count; an enqueue has up to 4 puts and a get)
 # and --max-request-bytes 1.5 MiB (bodies up to the 64 KiB inline limit ride along).
@@ -35,8 +40,9 @@ class _Entry:
 
 
 class GroupCommit:
-    def __init__(self, etcd: Etcd) -> None:
+    def __init__(self, etcd: Etcd, quota_key: bytes | None = None) -> None:
         self.etcd = etcd
+        self.quota_key = quota_key
         self._pending: list[_Entry] = []
         self._busy = False  # a txn is on its way: newcomers wait for the next batch
         self._flusher: asyncio.Task[None] | None = None
@@ -77,18 +83,26 @@ class GroupCommit:
 
     async def _commit(self, batch: list[_Entry]) -> None:
         try:
-            result = await self.etcd.txn([], [nested(e.compare, e.success, e.failure)
-                                              for e in batch])  # fmt: skip
-        except Exception as e:  # each caller gets the batch's error as its own
-            for entry in batch:
-                if not entry.done.done():
-                    own = type(e)(e.message) if isinstance(e, SpilloverError) else e
-                    entry.done.set_exception(own)
+            result = await self.etcd.txn([], self._ops(batch))
+        except Rejected as e:
+            if len(batch) > 1:  # one entry may be at fault (too large): the rest must not pay
+                for entry in batch:
+                    await self._commit([entry])
+            else:
+                _fail(batch, e)
             return
-        for entry, response in zip(batch, result.responses, strict=True):
+        except Exception as e:
+            _fail(batch, e)
+            return
+        responses = result.responses[1:] if self.quota_key is not None else result.responses
+        for entry, response in zip(batch, responses, strict=True):
             sub = response.response_txn
             if not entry.done.done():
                 entry.done.set_result((bool(sub.succeeded), list(sub.responses)))
+
+    def _ops(self, batch: list[_Entry]) -> list[Op]:
+        subs = [nested(e.compare, e.success, e.failure) for e in batch]
+        return subs if self.quota_key is None else [put(self.quota_key, b""), *subs]
 
     def _take(self) -> list[_Entry]:
         """The next batch, oldest first, within the limits and without a key twice; callers
@@ -109,3 +123,16 @@ class GroupCommit:
                 rest.append(e)
         self._pending = rest
         return batch
+
+
+def _fail(batch: list[_Entry], e: Exception) -> None:
+    """Each caller gets the batch's error as its own (a fresh instance: raising one exception
+    object in many tasks would tangle their tracebacks)."""
+    for entry in batch:
+        if not entry.done.done():
+            own = (
+                type(e)(e.message, retry_after=e.retry_after)
+                if isinstance(e, SpilloverError)
+                else e
+            )
+            entry.done.set_exception(own)

@@ -49,6 +49,7 @@ class FederationHealth(_Frozen):
     etcd: EtcdHealth
     regions: tuple[RegionHealth, ...]
     edges: tuple[EdgeHealth, ...]
+    reasons: tuple[str, ...] = ()  # why it is not ok, beyond what regions say (etcd space)
 
 
 def saturated(load: AppLoad) -> bool:
@@ -70,16 +71,18 @@ def federation_health(
     edges: Iterable[EdgeHeartbeat],
     etcd: EtcdHealth,
     now: float,
+    reasons: Iterable[str] = (),
 ) -> FederationHealth:
     """``regions`` are the ones the federation is configured with; a region that heartbeats but
     is not configured is listed too (an operator added it and has not told this edge yet)."""
     names = sorted({*regions, *heartbeats})
     health = tuple(region_health(n, heartbeats.get(n), now) for n in names)
     states = {r.status for r in health}
+    reasons = tuple(reasons)
     status: Status
     if not etcd.healthy or states <= {"down"}:
         status = "down"
-    elif states == {"ok"}:
+    elif states == {"ok"} and not reasons:
         status = "ok"
     else:
         status = "degraded"
@@ -87,4 +90,5 @@ def federation_health(
         EdgeHealth(id=e.id, region=e.region, last_heartbeat=rfc3339(e.at))
         for e in sorted(edges, key=lambda e: e.id)
     )
-    return FederationHealth(status=status, etcd=etcd, regions=health, edges=listed)
+    return FederationHealth(status=status, etcd=etcd, regions=health, edges=listed,
+                            reasons=reasons)  # fmt: skip

@@ -25,11 +25,17 @@ Partition keyspace (one per home region; each partition lives in the cluster its
     {root}/q/{p}/claims/{claimer}/{id}       claim, under the claimer's lease (gone when it dies)
     {root}/q/{p}/running/{id}                claim key of a running task; no lease, so the reaper
                                              finds claims whose lease expired
-    {root}/q/{p}/done/{finished_ns}/{id}     terminal record, in finish order: for retention, and
-                                             for waiters (one event per task, not one per write)
+    {root}/q/{p}/done/{expires_ns}/{id}      terminal record, in the order its retention ends
+                                             (finished_at + the task's retention): the sweep reads
+                                             only what is due; waiters watch it too (one event per
+                                             task, not one per write)
 
 Per cluster that holds partitions::
 
+    {root}/quota                             an empty key every batch of new tasks writes, so
+                                             etcd's space quota sees the batch (groupcommit.py)
+    {root}/storage-keeper                    the agent that compacts and defragments the cluster
+                                             when it runs short of space (storage.py), leased
     {root}/idem/{app}/{sha256(key)}          idempotency key -> task id, whichever of the cluster's
                                              partitions the task went to: a retry homed in another
                                              region of the same cluster finds it
@@ -116,6 +122,10 @@ def payload(root: str, p: str, task_id: str) -> bytes:
     return _b(f"{root}/q/{p}/payload/{task_id}")
 
 
+def payloads(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/payload/")
+
+
 def result(root: str, p: str, task_id: str) -> bytes:
     return _b(f"{root}/q/{p}/result/{task_id}")
 
@@ -161,17 +171,25 @@ def running_all(root: str, p: str) -> bytes:
     return _b(f"{root}/q/{p}/running/")
 
 
-def done(root: str, p: str, finished_ns: int, task_id: str) -> bytes:
-    return _b(f"{root}/q/{p}/done/{finished_ns:020d}/{task_id}")
+def done(root: str, p: str, expires_ns: int, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/done/{expires_ns:020d}/{task_id}")
 
 
 def done_all(root: str, p: str) -> bytes:
     return _b(f"{root}/q/{p}/done/")
 
 
-def done_before(root: str, p: str, finished_ns: int) -> bytes:
-    """range_end for "every done entry that finished before ``finished_ns``"."""
-    return _b(f"{root}/q/{p}/done/{finished_ns:020d}")
+def done_before(root: str, p: str, expires_ns: int) -> bytes:
+    """range_end for "every done entry whose retention ended before ``expires_ns``"."""
+    return _b(f"{root}/q/{p}/done/{expires_ns:020d}")
+
+
+def storage_leader(root: str) -> bytes:
+    return _b(f"{root}/storage-keeper")
+
+
+def quota_probe(root: str) -> bytes:
+    return _b(f"{root}/quota")
 
 
 def idempotency(root: str, app_name: str, key: str) -> bytes:

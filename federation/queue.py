@@ -97,30 +97,48 @@ class Queue:
         self.clusters = clusters
         self.root = clusters.root
         self.clock = clock
-        self._commits: dict[int, GroupCommit] = {}  # per cluster (by its client's id)
+        # Per cluster (by its client's id): new tasks and settles batch apart, because only new
+        # tasks must be refused when etcd is out of space (``groupcommit.py``).
+        self._enqueues: dict[int, GroupCommit] = {}
+        self._settles: dict[int, GroupCommit] = {}
 
     def etcd(self, partition: str) -> Etcd:
         return self.clusters.for_partition(partition)
 
-    def _group(self, partition: str) -> GroupCommit:
+    def _enqueue_group(self, partition: str) -> GroupCommit:
         etcd = self.etcd(partition)
-        return self._commits.setdefault(id(etcd), GroupCommit(etcd))
+        quota_key = keys.quota_probe(self.root)
+        return self._enqueues.setdefault(id(etcd), GroupCommit(etcd, quota_key))
+
+    def _settle_group(self, partition: str) -> GroupCommit:
+        etcd = self.etcd(partition)
+        return self._settles.setdefault(id(etcd), GroupCommit(etcd))
 
     def ready_key(self, r: TaskRecord) -> bytes:
         return keys.ready(self.root, r.partition, r.app, r.priority, ns(r.created_at), r.id)
 
     def _index_key(self, r: TaskRecord) -> bytes:
-        """Where a record in its state is indexed: the queue, or (finished) the done index."""
+        """Where a record in its state is indexed: the queue, or (finished) the done index, in
+        the order its retention ends."""
         if r.state is sm.State.QUEUED:
             return self.ready_key(r)
         assert r.finished_at is not None
-        return keys.done(self.root, r.partition, ns(r.finished_at), r.id)
+        return keys.done(self.root, r.partition, ns(r.finished_at + r.retention), r.id)
 
     def settle_ops(self, r: TaskRecord) -> list[Op]:
         """Ops that store a record in its new state. The index entry carries the record too:
-        waiters watch only the done index."""
-        value = encode(r)
-        return [put(keys.task(self.root, r.partition, r.id), value), put(self._index_key(r), value)]
+        waiters watch only the done index. A finished task's body goes at once: nothing reads
+        it again, and a day of retention would otherwise keep every body in etcd."""
+        p, value = r.partition, encode(r)
+        ops = [put(keys.task(self.root, p, r.id), value), put(self._index_key(r), value)]
+        if r.state.terminal:
+            ops.append(delete(keys.payload(self.root, p, r.id)))
+        return ops
+
+    def _settled_keys(self, r: TaskRecord) -> set[bytes]:
+        """The keys ``settle_ops`` names (a group-committed txn may not name a key twice)."""
+        p = r.partition
+        return {keys.task(self.root, p, r.id), self._index_key(r), keys.payload(self.root, p, r.id)}
 
     # -- enqueue and reads --------------------------------------------------------------------
 
@@ -133,14 +151,14 @@ class Queue:
         compare = [absent(task_key)]
         ops = [*self.settle_ops(record), put(keys.payload(root, p, record.id), payload)]
         failure: list[Op] = [get(task_key)]
-        names = {task_key}
+        names = self._settled_keys(record)
         if record.idempotency_key is not None:
             idem = keys.idempotency(root, record.app, record.idempotency_key)
             compare.append(absent(idem))
             ops.append(put(idem, record.id.encode()))
             failure = [get(idem)]
             names.add(idem)
-        succeeded, responses = await self._group(p).txn(
+        succeeded, responses = await self._enqueue_group(p).txn(
             compare, ops, failure, frozenset(names), len(payload) + 2048
         )
         if succeeded:
@@ -242,13 +260,13 @@ class Queue:
         p = record.partition
         running = keys.running(self.root, p, record.id)
         ops = [delete(claim.key), delete(running), *self.settle_ops(record)]
-        touched = {claim.key, running, keys.task(self.root, p, record.id), self._index_key(record)}
+        touched = {claim.key, running, *self._settled_keys(record)}
         if result is not None:
             result_key = keys.result(self.root, p, record.id)
             ops.append(put(result_key, result))
             touched.add(result_key)
         size = len(result or b"") + 4096  # the record twice, keys
-        succeeded, _ = await self._group(p).txn(
+        succeeded, _ = await self._settle_group(p).txn(
             [value_is(claim.key, claim.token)], ops, [], frozenset(touched), size
         )
         if not succeeded:

@@ -1,27 +1,143 @@
-"""A claimer's local view of an app's queue entries across partitions, kept by list-then-watch,
-and the claim step that picks from it. The view is what makes claims cheap: the claimer learns of
-a new task from the watch (one event, ~2 ms after enqueue) and claims it in one txn, without
-racing peers for the head of a range read."""
+"""A claimer's local view of an app's queue across partitions, and the claim step that picks
+from it. The view is what makes claims cheap: the claimer learns of a new task from the watch
+(one event, ~2 ms after enqueue) and claims it in one txn, without racing peers for the head of
+a range read.
+
+It holds only the head of each partition: the first ``size`` entries (in claim order: priority,
+then age) that this region may take, never the whole backlog. So a million queued tasks cost a
+claimer what a thousand do: memory, sorting and claims stay bounded. See :class:`Head`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
 
 from federation import keys
-from federation.etcd import Event, Snapshot
+from federation.errors import Unavailable
+from federation.etcd import KV, Compacted, Etcd, Event
 from federation.placement import ClaimRules, ReadyEntry, claim_order
 from federation.queue import Claim, Claimer, Queue, decode
+from federation.task import TaskRecord
+
+HEAD = 1000  # entries held per partition (~1 KiB each)
+PAGE = 500
+
+
+class Head:
+    """One partition's head: every entry this region may take whose key sorts at or before
+    ``scanned`` (all of them once ``complete``). Pure: the view feeds it listings and watch
+    events; it says when it wants more.
+
+    Keys past ``scanned`` are ignored as they change, and read when the head runs low. A listing
+    in flight is read at one revision; events that arrive meanwhile for keys it covers are kept
+    and replayed after it if they are newer, so nothing is lost between the read and the watch.
+    Entries this region may never take (pinned elsewhere) are not held: a deep backlog pinned
+    elsewhere does not hide the tasks behind it.
+    """
+
+    def __init__(self, allows: Callable[[TaskRecord], bool], size: int = HEAD) -> None:
+        self.allows = allows
+        self.size = size
+        self.held: dict[bytes, ReadyEntry] = {}
+        self.scanned = b""  # every key up to here was read (b"": none yet)
+        self.complete = False  # and there was nothing after it
+        self.total = 0  # keys in the partition, all priorities and pins, when last counted
+        self._listing = False
+        self._pending: list[Event] = []
+
+    def covers(self, key: bytes) -> bool:
+        return self.complete or key <= self.scanned
+
+    @property
+    def wants_more(self) -> bool:
+        return not self.complete and not self._listing and len(self.held) < self.size // 2
+
+    @property
+    def beyond(self) -> int:
+        """Queue entries not held (past the head, or pinned elsewhere), as last counted."""
+        return 0 if self.complete else max(0, self.total - len(self.held))
+
+    def apply(self, event: Event) -> None:
+        if self.covers(event.kv.key):
+            self._apply(event)
+        elif self._listing:
+            self._pending.append(event)
+
+    def _apply(self, event: Event) -> None:
+        kv = event.kv
+        if event.kind == "delete":
+            self.held.pop(kv.key, None)
+            return
+        self._put(kv)
+        if len(self.held) > 2 * self.size:
+            self._trim()
+
+    def _put(self, kv: KV) -> None:
+        record = decode(kv.value)
+        if self.allows(record):
+            self.held[kv.key] = ReadyEntry(kv.key, kv.mod_revision, record)
+        else:
+            self.held.pop(kv.key, None)
+
+    def _trim(self) -> None:
+        """Keep the first ``size``: the rest is read again when its turn comes."""
+        kept = sorted(self.held)[: self.size]
+        self.held = {k: self.held[k] for k in kept}
+        self.scanned, self.complete = kept[-1], False
+
+    def begin_listing(self) -> None:
+        self._listing, self._pending = True, []
+
+    def listed(self, kvs: list[KV], revision: int, more: bool) -> None:
+        """A page read at ``revision``, the keys right after ``scanned`` in order."""
+        for kv in kvs:
+            self._put(kv)
+        if kvs:
+            self.scanned = kvs[-1].key
+        self.complete = not more
+        if more and len(self.held) < self.size:
+            return  # the caller reads the next page, at the same revision
+        self._listing = False
+        pending, self._pending = self._pending, []
+        for ev in pending:
+            if ev.kv.mod_revision > revision:
+                self.apply(ev)
+
+    def abort_listing(self) -> None:
+        self._listing, self._pending = False, []
 
 
 class ReadyView:
-    def __init__(self, queue: Queue, app: str, partitions: Iterable[str]) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        app: str,
+        partitions: Iterable[str],
+        *,
+        allows: Callable[[TaskRecord], bool] = lambda record: True,
+        size: int = HEAD,
+    ) -> None:
         self.queue = queue
         self.app = app
         self.partitions = tuple(partitions)
-        self.entries: dict[bytes, ReadyEntry] = {}
+        self.allows = allows
+        self.size = size
+        self.heads: dict[str, Head] = {p: Head(allows, size) for p in self.partitions}
         self.changed = asyncio.Event()
         self.synced: dict[str, asyncio.Event] = {p: asyncio.Event() for p in self.partitions}
+        self._low: dict[str, asyncio.Event] = {p: asyncio.Event() for p in self.partitions}
+
+    @property
+    def entries(self) -> dict[bytes, ReadyEntry]:
+        """Every held entry, all partitions."""
+        return {k: e for h in self.heads.values() for k, e in h.held.items()}
+
+    @property
+    def beyond(self) -> int:
+        """Queue entries past the heads, as last counted (a backlog deeper than the heads)."""
+        return sum(h.beyond for h in self.heads.values())
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -33,24 +149,73 @@ class ReadyView:
             await ev.wait()
 
     async def _follow(self, partition: str) -> None:
+        """List the head, then watch; list more when it runs low; start over after falling
+        behind compaction."""
+        etcd = self.queue.clusters.for_partition(partition)
         prefix = keys.ready_app(self.queue.root, partition, self.app)
-        async for item in self.queue.clusters.for_partition(partition).list_watch(prefix):
-            self.apply(prefix, item)
-            if isinstance(item, Snapshot):
-                self.synced[partition].set()
+        while True:
+            head = self.heads[partition] = Head(self.allows, self.size)
+            try:
+                revision = await self._list(etcd, prefix, head)
+            except Unavailable:
+                await asyncio.sleep(0.5)
+                continue
+            self.changed.set()
+            self.synced[partition].set()
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._watch(etcd, prefix, head, revision))
+                    tg.create_task(self._refill(etcd, prefix, head, self._low[partition]))
+            except* Compacted:
+                pass
 
-    def apply(self, prefix: bytes, item: Snapshot | Event) -> None:
-        if isinstance(item, Snapshot):
-            for k in [k for k in self.entries if k.startswith(prefix)]:
-                del self.entries[k]
-            for kv in item.kvs:
-                self.entries[kv.key] = ReadyEntry(kv.key, kv.mod_revision, decode(kv.value))
-        elif item.kind == "put":
-            kv = item.kv
-            self.entries[kv.key] = ReadyEntry(kv.key, kv.mod_revision, decode(kv.value))
-        else:
-            self.entries.pop(item.kv.key, None)
-        self.changed.set()
+    async def _list(self, etcd: Etcd, prefix: bytes, head: Head) -> int:
+        """Read after ``head.scanned`` until the head is full or the partition read; returns
+        the revision it was read at."""
+        head.begin_listing()
+        try:
+            start = head.scanned + b"\x00" if head.scanned else prefix
+            revision = 0
+            while True:
+                kvs, rev, more = await etcd.range(
+                    start, keys.prefix_end(prefix), limit=PAGE, revision=revision
+                )
+                revision = revision or rev
+                head.listed(kvs, revision, more)
+                if not more or len(head.held) >= head.size:
+                    break
+                start = kvs[-1].key + b"\x00"
+            if not head.complete:
+                head.total = await etcd.count(prefix)
+        except BaseException:
+            head.abort_listing()
+            raise
+        return revision
+
+    async def _watch(self, etcd: Etcd, prefix: bytes, head: Head, revision: int) -> None:
+        async for event in etcd.watch(prefix, revision + 1):
+            head.apply(event)
+            self.changed.set()
+
+    async def _refill(self, etcd: Etcd, prefix: bytes, head: Head, low: asyncio.Event) -> None:
+        """Read more when claims left the head half empty; while a backlog lies beyond it,
+        count it every few seconds (for the depth heartbeats report)."""
+        while True:
+            low.clear()
+            if head.wants_more:
+                try:
+                    await self._list(etcd, prefix, head)
+                    self.changed.set()
+                except Unavailable:
+                    await asyncio.sleep(0.5)
+                continue
+            try:
+                async with asyncio.timeout(2.0):
+                    await low.wait()
+            except TimeoutError:
+                if not head.complete:
+                    with contextlib.suppress(Unavailable):
+                        head.total = await etcd.count(prefix)
 
     async def claim(
         self,
@@ -77,5 +242,8 @@ class ReadyView:
         # Entries we tried are gone from our view whether we won them or not; if a peer changed
         # one instead, its watch event puts it back. This stops us retrying a lost race in a loop.
         for e in order:
-            self.entries.pop(e.key, None)
+            p = e.record.partition
+            self.heads[p].held.pop(e.key, None)
+            if self.heads[p].wants_more:
+                self._low[p].set()
         return claimed

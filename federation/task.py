@@ -69,6 +69,7 @@ class TaskRecord(BaseModel):
     max_attempts: int = 3
     created_at: float  # epoch seconds; also the age used for ordering and spillover
     deadline: float  # a queued task still waiting at this time expires
+    retention: float = 86400.0  # seconds its record and result are kept once it has finished
     started_at: float | None = None
     finished_at: float | None = None
     claimer: str | None = None

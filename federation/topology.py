@@ -34,6 +34,19 @@ class EtcdConfig(BaseModel):
     root: str = Field(default=DEFAULT_ROOT, pattern=r"^/[A-Za-z0-9_/-]*[A-Za-z0-9_-]$")
     timeout: float = Field(default=5.0, gt=0)
     tls: EtcdTls | None = None  # required for https:// endpoints
+    # Each cluster's --quota-backend-bytes (etcd's default: 2 GiB). Above high_watermark of it
+    # new tasks are refused (503 storage_full) and finished ones swept early, until the db is
+    # back under low_watermark (``storage.py``).
+    quota_bytes: int = Field(default=2 << 30, ge=1 << 20)
+    high_watermark: float = Field(default=0.8, gt=0, lt=1)
+    low_watermark: float = Field(default=0.7, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _watermarks(self) -> EtcdConfig:
+        if self.low_watermark >= self.high_watermark:
+            raise ValueError(f"low_watermark = {self.low_watermark} must be < high_watermark = "
+                             f"{self.high_watermark}")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _https_needs_tls(self) -> EtcdConfig:
@@ -69,6 +82,21 @@ class Clusters:
 
     def for_partition(self, partition: str) -> Etcd:
         return self._client(self.config.partitions.get(partition, self.config.endpoints))
+
+    def named(self) -> dict[str, Etcd]:
+        """Every cluster by name: ``control`` (which may hold partitions too), else the
+        partitions it holds (``eu-west-1``, or ``ap-south-1+eu-west-1`` for a shared one)."""
+        held: dict[tuple[str, ...], list[str]] = {}
+        for partition, endpoints in self.config.partitions.items():
+            held.setdefault(endpoints, []).append(partition)
+        out = {"control": self.control}
+        for endpoints, partitions in held.items():
+            if endpoints != self.config.endpoints:
+                out["+".join(sorted(partitions))] = self._client(endpoints)
+        return out
+
+    def name_of(self, etcd: Etcd) -> str:
+        return next(name for name, e in self.named().items() if e is etcd)
 
     async def close(self) -> None:
         for etcd in self._by_endpoints.values():

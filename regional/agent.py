@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from federation.placement import ClaimRules, claim_order, next_eligible_at
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import run_reaper
+from federation.storage import Level, StorageGuard, StorageKeeper
 from federation.topology import Clusters
 from regional.autoscale import run_autoscaler
 from regional.blobs import serve_blobs
@@ -107,7 +109,7 @@ class Agent:
                 tg.create_task(self._follow_apps())
                 tg.create_task(self._follow_regions())
                 tg.create_task(self._heartbeat())
-                tg.create_task(run_reaper(self.queue, self.config.partitions))
+                self._keep_storage(tg)
                 c = self.config
                 hooks = WebhookSender(
                     self.clusters, c.name, attempts=c.webhook_attempts,
@@ -127,6 +129,20 @@ class Agent:
             for name in list(self.runners):
                 await self._stop_app(name)
             await self.claimer.close()
+
+    def _keep_storage(self, tg: asyncio.TaskGroup) -> None:
+        """Watch each cluster's space; under pressure the reaper sweeps finished tasks early,
+        and the elected keeper of each cluster compacts, defragments and disarms its alarm."""
+        guard = StorageGuard(self.clusters)
+        tg.create_task(guard.run())
+        for name, etcd in self.clusters.named().items():
+            keeper = StorageKeeper(guard, name, etcd, functools.partial(self.claimer.session, etcd))
+            tg.create_task(keeper.run(self.claimer.id.encode()))
+
+        def pressure(partition: str) -> bool:
+            return guard.level_of(self.queue.etcd(partition)) is not Level.OK
+
+        tg.create_task(run_reaper(self.queue, self.config.partitions, pressure=pressure))
 
     # -- apps ---------------------------------------------------------------------------------
 
@@ -167,7 +183,10 @@ class Agent:
         assert self.blobs is not None
         pool = Pool(spec, self.config.name, self.queue, self.provider, desired, self.metrics,
                     self.blobs, self.config.blobs.inline_limit)  # fmt: skip
-        view = ReadyView(self.queue, spec.name, self.partitions(spec))
+        # The view holds only tasks this region may ever take: a backlog pinned elsewhere in a
+        # partition it follows does not crowd its head.
+        allows = ClaimRules(self.config.name, app_regions=spec.placement.regions).allows
+        view = ReadyView(self.queue, spec.name, self.partitions(spec), allows=allows)
         runner = AppRunner(spec, pool, view)
         loop = asyncio.get_running_loop()
         runner.tasks = [

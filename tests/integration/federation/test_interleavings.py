@@ -191,6 +191,9 @@ class QueueMachine(RuleBasedStateMachine):
             etcd.range_all(keys.tasks(self.root, P), keys.prefix_end(keys.tasks(self.root, P)))
         )
         assert {decode(kv.value).id: decode(kv.value).state for kv in records} == self.state
+        # A body is kept exactly while its task may still run.
+        bodies = set(ids(keys.payloads(self.root, P)))
+        assert bodies == {t for t, s in self.state.items() if not s.terminal}
         assert all(n == 1 for n in self.commits.values())
 
 

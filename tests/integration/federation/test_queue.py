@@ -194,23 +194,44 @@ async def test_release_requeues_then_gives_up_after_max_attempts(queue: Queue) -
 
 
 async def test_expire_and_retention(queue: Queue) -> None:
-    stale = task(P, now=time.time() - 10, grace=5, idempotency_key="k")
+    stale = task(P, now=time.time() - 10, grace=5, idempotency_key="k", retention=0.0)
+    kept = task(P, now=time.time() - 10, grace=5)  # the default retention: a day
     fresh = task(P)
-    await queue.enqueue(stale, b"body")
-    await queue.enqueue(fresh, b"body")
-    assert await expire_due(queue, P) == 1
+    for t in (stale, kept, fresh):
+        await queue.enqueue(t, b"body")
+    assert await expire_due(queue, P) == 2
     expired = await queue.get(stale.id)
     assert expired.state is State.EXPIRED and expired.error is not None
     assert (await queue.get(fresh.id)).state is State.QUEUED
-    # Retention deletes the record, its body and its idempotency key, and nothing younger.
-    assert await sweep_retention(queue, P, retention=3600) == 0
-    assert await sweep_retention(queue, P, retention=0) == 1
+    etcd = queue.clusters.for_partition(P)
+    # A finished task's body goes when it finishes; the queued one keeps its own.
+    assert await etcd.get(keys.payload(queue.root, P, stale.id)) is None
+    assert await etcd.get(keys.payload(queue.root, P, fresh.id)) is not None
+    # Retention deletes the record and its idempotency key once it ends, and nothing else...
+    assert await sweep_retention(queue, P) == 1
     with pytest.raises(NotFound):
         await queue.get(stale.id)
-    etcd = queue.clusters.for_partition(P)
-    assert await etcd.get(keys.payload(queue.root, P, stale.id)) is None
+    assert (await queue.get(kept.id)).state is State.EXPIRED
     _, created = await queue.enqueue(task(P, idempotency_key="k"), b"")
     assert created
+    # ...unless etcd is short of space: then every task finished long enough ago goes too.
+    assert await sweep_retention(queue, P, pressure_retention=0.0) == 1
+    with pytest.raises(NotFound):
+        await queue.get(kept.id)
+    assert (await queue.get(fresh.id)).state is State.QUEUED
+
+
+async def test_expiry_reads_only_the_head_of_each_run(queue: Queue) -> None:
+    """A backlog in time: only the overdue head of each (app, priority) run is expired."""
+    now = time.time()
+    overdue = [task(P, now=now - 10, grace=5, priority=p) for p in (1, 5, 9)]
+    waiting = [task(P, now=now - 1 + i / 100, priority=p) for i, p in enumerate((1, 5, 9) * 3)]
+    for t in overdue + waiting:
+        await queue.enqueue(t, b"")
+    assert await expire_due(queue, P) == 3
+    assert {(await queue.get(t.id)).state for t in overdue} == {State.EXPIRED}
+    assert {(await queue.get(t.id)).state for t in waiting} == {State.QUEUED}
+    assert await expire_due(queue, P) == 0
 
 
 async def test_requeue_lost_after_lease_loss_and_zombie_is_fenced(queue: Queue) -> None:

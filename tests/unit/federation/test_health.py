@@ -102,3 +102,11 @@ def test_a_regions_agents_merge_into_one_heartbeat_whose_capacity_adds_up() -> N
     assert merged["eu-west-1"] == beat("eu-west-1", load())
     # Two nodes with a queue and one free slot between them: not saturated.
     assert statuses(federation_health(REGIONS, merged, [], ETCD, NOW).regions)["us-east-1"] == "ok"
+
+
+def test_etcd_short_of_space_degrades_the_federation_and_says_why() -> None:
+    why = "etcd control: db 85 MiB of a 100 MiB quota (85%); new tasks refused until it drains"
+    all_ok = beats(*(beat(r) for r in REGIONS))
+    h = federation_health(REGIONS, all_ok, [], ETCD, NOW, reasons=[why])
+    assert h.status == "degraded" and h.reasons == (why,)
+    assert federation_health(REGIONS, all_ok, [], ETCD, NOW).status == "ok"

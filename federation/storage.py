@@ -1,0 +1,258 @@
+"""Keeping each etcd cluster under its space quota.
+
+etcd refuses every write once its db reaches ``--quota-backend-bytes`` (the NOSPACE alarm):
+heartbeats, lease grants, everything but deletes and txns of nested puts. A queue must push
+back long before that. So every edge and agent watches each cluster's db size against its quota:
+
+- ``ok`` → ``high`` at ``high_watermark`` (0.8 of the quota by default): edges refuse new tasks
+  for that cluster (503 storage_full), reapers sweep finished tasks early, the health API says
+  why it is degraded; settles, deletes and heartbeats go on, so the queue drains.
+- back to ``ok`` only under ``low_watermark`` (0.7): no flapping around one line.
+- ``nospace`` while etcd's alarm is raised (the watermark came too late, or another writer).
+
+One agent per cluster (elected) also gives the space back: it compacts the history, defragments
+the members one at a time (etcd's db file never shrinks by itself), and disarms the alarm once
+the db is back under the high watermark. The same keeper defragments on a schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from federation import keys
+from federation.aio import cancel_and_wait
+from federation.election import campaign
+from federation.errors import SpilloverError, StorageFull, Unavailable
+from federation.etcd import Etcd
+from federation.metrics import FederationMetrics
+from federation.session import Session
+from federation.topology import Clusters, EtcdConfig
+
+log = logging.getLogger(__name__)
+
+
+class Level(StrEnum):
+    OK = "ok"
+    HIGH = "high"
+    NOSPACE = "nospace"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpace:
+    endpoint: str
+    db_size: int  # the db file: what etcd's quota counts
+    in_use: int  # its live pages; the rest is what a defragmentation gives back
+    nospace: bool  # the member's NOSPACE alarm is raised
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    """A cluster's space as its fullest member has it."""
+
+    members: tuple[MemberSpace, ...]
+    quota: int
+
+    @property
+    def db_size(self) -> int:
+        return max((m.db_size for m in self.members), default=0)
+
+    @property
+    def nospace(self) -> bool:
+        return any(m.nospace for m in self.members)
+
+    @property
+    def ratio(self) -> float:
+        return self.db_size / self.quota
+
+
+def level(space: Space, previous: Level, high: float, low: float) -> Level:
+    """The cluster's level now: with hysteresis between ``low`` and ``high``."""
+    if space.nospace:
+        return Level.NOSPACE
+    if space.ratio >= high or (previous is not Level.OK and space.ratio >= low):
+        return Level.HIGH
+    return Level.OK
+
+
+def to_defragment(space: Space, *, min_free: float) -> list[MemberSpace]:
+    """Members whose db file has more than ``min_free`` (a share of the quota) to give back,
+    most first: a defragmentation blocks its member while it runs, so only those worth it."""
+    worth = [m for m in space.members if m.db_size - m.in_use > min_free * space.quota]
+    return sorted(worth, key=lambda m: m.in_use - m.db_size)
+
+
+def reason(cluster: str, space: Space, lvl: Level) -> str:
+    used = f"db {space.db_size / 2**20:,.0f} MiB of a {space.quota / 2**20:,.0f} MiB quota"
+    if lvl is Level.NOSPACE:
+        return f"etcd {cluster}: out of space (NOSPACE alarm), {used}; new tasks refused"
+    return f"etcd {cluster}: {used} ({space.ratio:.0%}); new tasks refused until it drains"
+
+
+# -- the shell: reading etcd, and giving space back ---------------------------------------------
+
+
+async def member_space(member: Etcd) -> MemberSpace:
+    return MemberSpace(member.endpoint, *await member.space())
+
+
+async def cluster_space(etcd: Etcd, quota: int) -> Space:
+    """Every reachable member's space (an unreachable one is left out: it takes no writes)."""
+    found = await asyncio.gather(*(member_space(m) for m in etcd.members()),
+                                 return_exceptions=True)  # fmt: skip
+    members = tuple(m for m in found if isinstance(m, MemberSpace))
+    if not members:
+        raise Unavailable("no etcd member answered a status request")
+    return Space(members, quota)
+
+
+class StorageGuard:
+    """Each cluster's level, kept fresh in the background (``run``); ``check`` is what a
+    writer of new tasks asks first."""
+
+    def __init__(
+        self, clusters: Clusters, metrics: FederationMetrics | None = None, interval: float = 2.0
+    ) -> None:
+        self.clusters = clusters
+        self.config: EtcdConfig = clusters.config
+        self.metrics = metrics
+        self.interval = interval
+        self.levels: dict[str, Level] = {}
+        self.spaces: dict[str, Space] = {}
+
+    def level_of(self, etcd: Etcd) -> Level:
+        return self.levels.get(self.clusters.name_of(etcd), Level.OK)
+
+    def check(self, etcd: Etcd) -> None:
+        """Raise StorageFull if new tasks must not go to this cluster now."""
+        name = self.clusters.name_of(etcd)
+        lvl = self.levels.get(name, Level.OK)
+        if lvl is not Level.OK:
+            # Sweeping under pressure runs every reaper tick: space comes back in seconds.
+            raise StorageFull(reason(name, self.spaces[name], lvl), retry_after=10)
+
+    def reasons(self) -> list[str]:
+        return [reason(n, self.spaces[n], lvl) for n, lvl in self.levels.items()
+                if lvl is not Level.OK]  # fmt: skip
+
+    async def refresh(self) -> None:
+        c = self.config
+        for name, etcd in self.clusters.named().items():
+            try:
+                space = await cluster_space(etcd, c.quota_bytes)
+            except SpilloverError as e:
+                log.info("storage of etcd %s unknown: %s", name, e)
+                continue
+            previous = self.levels.get(name, Level.OK)
+            now = level(space, previous, c.high_watermark, c.low_watermark)
+            if now is not previous:
+                why = reason(name, space, now) if now is not Level.OK else "space is back"
+                log.warning("etcd %s storage: %s -> %s (%s)", name, previous, now, why)
+            self.levels[name], self.spaces[name] = now, space
+            if self.metrics is not None:
+                self.metrics.storage(name, space.db_size, space.quota, now.value)
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh()
+            busy = any(lvl is not Level.OK for lvl in self.levels.values())
+            await asyncio.sleep(self.interval / 4 if busy else self.interval)
+
+
+class StorageKeeper:
+    """Gives space back on one cluster while this process is elected to (one keeper per
+    cluster in the federation: defragmentations must not overlap)."""
+
+    def __init__(
+        self,
+        guard: StorageGuard,
+        name: str,
+        etcd: Etcd,
+        session: Callable[[], Awaitable[Session]],
+        *,
+        defrag_every: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.guard, self.name, self.etcd = guard, name, etcd
+        self.session = session
+        self.defrag_every = defrag_every
+        self.clock = clock
+        self._last_defrag = clock()
+
+    async def run(self, me: bytes) -> None:
+        key = keys.storage_leader(self.guard.clusters.root)
+        while True:
+            try:
+                session = await self.session()
+                await campaign(self.etcd, key, me, session)
+            except Unavailable as e:
+                log.info("storage keeper of %s: election: %s", self.name, e)
+                await asyncio.sleep(1)
+                continue
+            keeping = asyncio.create_task(self._keep())
+            lost = asyncio.create_task(session.lost.wait())
+            try:
+                await asyncio.wait([keeping, lost], return_when=asyncio.FIRST_COMPLETED)
+                if keeping.done():
+                    keeping.result()
+            finally:
+                await cancel_and_wait([keeping, lost])
+
+    async def _keep(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Unavailable as e:
+                log.info("storage keeper of %s: %s", self.name, e)
+            await asyncio.sleep(self.guard.interval)
+
+    async def tick(self) -> None:
+        lvl = self.guard.levels.get(self.name, Level.OK)
+        space = self.guard.spaces.get(self.name)
+        if space is None:
+            return
+        scheduled = self.clock() - self._last_defrag >= self.defrag_every
+        if lvl is Level.OK and not scheduled:
+            return
+        if lvl is not Level.OK:
+            await self.compact()
+            space = await cluster_space(self.etcd, space.quota)
+        # Out of space, any page given back counts (the configured quota may be larger than
+        # etcd's own); short of it, only members worth blocking for a while; on schedule, only
+        # badly fragmented ones.
+        min_free = {Level.NOSPACE: 0.0, Level.HIGH: 0.05, Level.OK: 0.25}[lvl]
+        for m in to_defragment(space, min_free=min_free):
+            await self.defragment(m)
+        self._last_defrag = self.clock()
+        space = await cluster_space(self.etcd, space.quota)
+        c = self.guard.config
+        if space.nospace and space.ratio < c.high_watermark:
+            await self.disarm()
+        await self.guard.refresh()
+
+    async def compact(self) -> None:
+        """Drop the history of deleted and overwritten keys, all of it: what a finished task's
+        sweep deleted frees nothing until then. A watcher still behind re-lists (every
+        watcher here can); one at the head goes on."""
+        _, target, _ = await self.etcd.range(b"\0", b"\0", limit=1)
+        try:
+            await self.etcd.compact(target)
+        except SpilloverError as e:
+            if "compacted" not in e.message:  # someone (auto-compaction) got there first
+                raise
+        log.info("storage keeper of %s: compacted to revision %d", self.name, target)
+
+    async def defragment(self, member: MemberSpace) -> None:
+        client = next(m for m in self.etcd.members() if m.endpoint == member.endpoint)
+        freed = (member.db_size - member.in_use) / 2**20
+        log.warning("storage keeper of %s: defragmenting %s (~%.0f MiB to free)", self.name,
+                    member.endpoint, freed)  # fmt: skip
+        await client.defragment()
+
+    async def disarm(self) -> None:
+        if await self.etcd.disarm_nospace():
+            log.warning("storage keeper of %s: NOSPACE alarm disarmed", self.name)
