@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-KEEP_LINES = 100  # the value stays small: etcd rewrites it whole
-MAX_LINE = 2000
+# The value stays small (etcd keeps every rewrite until compaction): at most 100 lines of 500
+# characters and a 500-character progress message, ~60 KiB.
+KEEP_LINES = 100
+MAX_LINE = 500
+MAX_MESSAGE = 500
 
 
 class Progress(BaseModel):
@@ -32,7 +35,8 @@ class TaskEvents(BaseModel):
     seq: int = 0  # lines ever logged
 
     def with_progress(self, fraction: float, message: str) -> TaskEvents:
-        return self.model_copy(update={"progress": Progress(fraction=fraction, message=message)})
+        progress = Progress(fraction=fraction, message=message[:MAX_MESSAGE])
+        return self.model_copy(update={"progress": progress})
 
     def with_line(self, line: str) -> TaskEvents:
         seq = self.seq + 1

@@ -38,6 +38,8 @@ from federation.proc import die_with_parent
 DEFAULT_REGIONS = ["us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3", "ap-south-1=19.1,72.9"]
 GEOIP_PATHS = ("/usr/share/GeoIP/GeoLite2-City.mmdb", "/var/lib/GeoIP/GeoLite2-City.mmdb")
 APP = Path("examples/demo/spillover.toml")
+# etcd's --quota-backend-bytes here, and what the edge and agents measure its space against.
+QUOTA = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def write_configs(
     data: Path, regions: list[Region], endpoints: list[str], port: int, app_root: Path
 ) -> dict[str, Path]:
     """One ``region.toml`` per region and an ``edge.toml``: what an operator would write."""
-    etcd = {"endpoints": endpoints}
+    etcd = {"endpoints": endpoints, "quota_bytes": QUOTA}
     files = {}
     for r in regions:
         config = {
@@ -229,7 +231,9 @@ def run(
 ) -> int:
     # Every child is spawned before the first etcd client exists: preexec_fn (die with us) is
     # only safe while this process has no gRPC threads.
-    etcd = LocalEtcd(data / "etcd", first_port=args.etcd_port, die_with_parent=True)
+    etcd = LocalEtcd(
+        data / "etcd", first_port=args.etcd_port, die_with_parent=True, quota_bytes=QUOTA
+    )
     procs = Processes(logs)
     stop = asyncio.Event()
     try:

@@ -4,8 +4,9 @@
 locals {
   control = coalesce(var.control_endpoints, local.etcd_endpoints)
   etcd_toml = {
-    endpoints  = local.control
-    partitions = merge(var.partition_endpoints, { (var.region) = local.etcd_endpoints })
+    endpoints   = local.control
+    partitions  = merge(var.partition_endpoints, { (var.region) = local.etcd_endpoints })
+    quota_bytes = var.etcd_quota_gb * 1073741824
   }
   metadata_options = {
     http_tokens                 = "required" # IMDSv2 only

@@ -42,6 +42,7 @@ resource "aws_instance" "etcd" {
     ip      = local.etcd_ips[count.index]
     cluster = local.etcd_cluster
     boot    = local.boot
+    quota   = var.etcd_quota_gb * 1073741824
   })
 }
 

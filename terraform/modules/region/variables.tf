@@ -108,6 +108,16 @@ variable "etcd_volume_gb" {
   default = 50
 }
 
+variable "etcd_quota_gb" {
+  description = "Each etcd member's --quota-backend-bytes, in GiB. Edges refuse new tasks above 80 % of it (503 storage_full), until finished ones are swept and the agents' keeper has defragmented the members. etcd warns above 8 GiB."
+  type        = number
+  default     = 8
+  validation {
+    condition     = var.etcd_quota_gb >= 1 && var.etcd_quota_gb <= 8 && var.etcd_quota_gb * 2 <= var.etcd_volume_gb
+    error_message = "etcd_quota_gb must be 1 to 8 and at most half of etcd_volume_gb (a defragmentation writes a copy of the db)."
+  }
+}
+
 variable "tls" {
   description = "PEM material the nodes use: the edges' public certificate chain and key; the CA etcd peers and clients trust, and its key. The keys go to SSM Parameter Store (SecureString), not user data; every node fetches the CA key at first boot, mints its own etcd certificate and deletes the CA key."
   type = object({

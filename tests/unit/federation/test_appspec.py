@@ -24,6 +24,10 @@ max_payload_bytes = 1073741824
 [placement]
 regions = ["us-east-1", "eu-west-1", "ap-south-1"]
 spillover_after = 0.5
+
+[queue]
+max_depth = 10000
+result_retention = 86400
 """
 
 
@@ -32,6 +36,7 @@ def test_the_spec_example_parses() -> None:
     assert spec.name == "sentiment"
     assert spec.scaling.replica_concurrency == 4
     assert spec.placement.regions == ("us-east-1", "eu-west-1", "ap-south-1")
+    assert spec.queue.max_depth == 10_000 and spec.queue.result_retention == 86_400
 
 
 def test_defaults_fill_missing_sections() -> None:
@@ -52,6 +57,9 @@ def test_defaults_fill_missing_sections() -> None:
             "min_replicas = 9 must be ≤ max_replicas",
         ),
         ("[extra]\nx = 1", "extra: unknown key"),
+        ("[queue]\nmax_depth = 0", "queue.max_depth = 0: must be ≥ 1"),
+        ("[queue]\nresult_retention = 5", "queue.result_retention = 5: must be ≥ 60"),
+        ("[queue]\nmax_depth = '9'", "queue.max_depth = '9': must be an integer"),
     ],
 )
 def test_bad_values_name_key_value_and_rule(patch: str, expected: str) -> None:

@@ -26,3 +26,10 @@ def test_progress_is_the_latest_value() -> None:
         0.5,
         "b",
     )
+
+
+def test_lines_and_messages_are_capped_so_the_value_stays_small() -> None:
+    events = TaskEvents().with_progress(0.5, "m" * 10_000)
+    for _ in range(3 * KEEP_LINES):
+        events = events.with_line("x" * 10_000)
+    assert len(events.model_dump_json()) < 64 * 1024

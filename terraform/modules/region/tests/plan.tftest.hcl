@@ -139,3 +139,31 @@ run "private_keys_reach_nodes_through_ssm_not_user_data" {
     error_message = "each node kind may read only its own secrets; only edges read the edge key"
   }
 }
+
+run "etcd_has_a_quota_and_every_node_knows_it" {
+  command = apply
+
+  variables {
+    etcd_quota_gb = 4
+  }
+
+  assert {
+    condition     = alltrue([for i in aws_instance.etcd : strcontains(i.user_data, "--quota-backend-bytes 4294967296") && strcontains(i.user_data, "--auto-compaction-retention")])
+    error_message = "every etcd member must run with the quota and auto-compaction"
+  }
+  assert {
+    condition = alltrue([for t in [aws_launch_template.edge, aws_launch_template.gpu] :
+    strcontains(base64decode(t.user_data), "quota_bytes = 4294967296")])
+    error_message = "edges and agents must know the quota their storage watermark is measured against"
+  }
+}
+
+run "a_quota_the_volume_cannot_defragment_is_refused" {
+  command = plan
+
+  variables {
+    etcd_quota_gb  = 8
+    etcd_volume_gb = 10
+  }
+  expect_failures = [var.etcd_quota_gb]
+}
