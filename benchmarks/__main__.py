@@ -143,11 +143,15 @@ TARGETS: tuple[tuple[str, str, Callable[[float, float], bool]], ...] = (
         "scale-up ≤ 2 s + model load (the probe loads in ~0.15 s)",
         lambda s, c: s <= 2.15,
     ),
+    ("overload: acknowledged", "overload: no acknowledged task lost", lambda s, c: s == 0),
+    ("overload: etcd db peak", "overload: etcd db peak ≤ 50 % of its quota", lambda s, c: s <= 50),
+    ("overload: seconds", "overload: healthy ≤ 10 s after the load stops", lambda s, c: s <= 10),
+    ("backlog 1,000,000: agent", "1M queued: agent RSS ≤ 200 MiB", lambda s, c: s <= 200),
 )
 
 
 def targets(report: Report) -> list[str]:
-    out = []
+    out = _backlog_target(report)
     for prefix, text, met in TARGETS:
         row = next((r for r in report.rows if r.figure.startswith(prefix)), None)
         if row is None or not row.spillover:
@@ -157,6 +161,17 @@ def targets(report: Report) -> list[str]:
         verdict = "met" if met(s, c) else "**not met**"
         out.append(f"{text}: {verdict} ({s:,.2f} {row.unit})")
     return out
+
+
+def _backlog_target(report: Report) -> list[str]:
+    """Dispatch at a 1M backlog against idle: a ratio of two rows."""
+    rows = {r.figure.split(":")[0]: r for r in report.rows if r.figure.startswith("backlog")}
+    idle, deep = rows.get("backlog 0"), rows.get("backlog 1,000,000")
+    if idle is None or deep is None or not idle.spillover or not deep.spillover:
+        return []
+    ratio = statistics.median(deep.spillover) / statistics.median(idle.spillover)
+    verdict = "met" if ratio <= 1.5 else "**not met**"
+    return [f"1M queued: dispatch p50 ≤ 1.5 × idle: {verdict} ({ratio:.2f} ×)"]
 
 
 def plot_waits(waits: dict[str, list[float]], path: Path) -> None:

@@ -3,6 +3,7 @@ Worker concurrency is equal on both sides (4 slots: one replica of replica_concu
 a prefork worker of 4 processes); each side runs its defaults unless a row says otherwise.
 
     spillover bench all | dispatch | throughput | hol | loss | memory | scaleup | payload
+                        | overload | backlog
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.backpressure import backlog, overload
 from benchmarks.payload import payload
 from benchmarks.regional import pct
 from benchmarks.report import SLOTS, Report
@@ -404,6 +406,8 @@ BENCHES: dict[str, Callable[[Path, Report], Awaitable[None]]] = {
     "memory": memory,
     "scaleup": scaleup,
     "payload": payload,
+    "overload": overload,
+    "backlog": backlog,
 }
 
 

@@ -84,6 +84,9 @@ class Spillover:
         concurrency: int,
         replicas: int = 1,
         regions: tuple[str, ...] = (REGION,),
+        *,
+        queue: dict[str, Any] | None = None,
+        quota_bytes: int = 2 << 30,
         **scaling: Any,
     ) -> None:
         self.tmp = tmp
@@ -91,8 +94,11 @@ class Spillover:
         self.replicas = replicas
         self.regions = regions
         self.scaling = scaling
-        self.etcd = LocalEtcd(tmp / "etcd")
-        self.config = EtcdConfig(endpoints=tuple(self.etcd.endpoints), root="/bench")
+        self.queue_settings = queue or {}
+        self.etcd = LocalEtcd(tmp / "etcd", quota_bytes=quota_bytes)
+        self.config = EtcdConfig(
+            endpoints=tuple(self.etcd.endpoints), root="/bench", quota_bytes=quota_bytes
+        )
         self.clusters = Clusters(self.config)  # connects on first use
         self.queue = Queue(self.clusters)
         self.waiters = TaskWaiters(self.queue, self.regions)
@@ -129,15 +135,21 @@ class Spillover:
                 **self.scaling,
             },
             "placement": {"regions": list(self.regions)},
+            "queue": self.queue_settings,
         }
         await AppRegistry(self.clusters.control, "/bench").put(parse_spec(spec))
-        pinned = "" if autoscale else f"[replicas]\nbench = {self.replicas}\n"
+        # `parked`: an app no replica serves, for a backlog that stays queued.
+        parked = {**spec, "app": {"name": "parked", "handler": handler}}
+        await AppRegistry(self.clusters.control, "/bench").put(parse_spec(parked))
+        replicas = "" if autoscale else f"bench = {self.replicas}\n"
+        pinned = f"[replicas]\n{replicas}parked = 0\n"
         for region in self.regions:
             peers = json.dumps([r for r in self.regions if r != region])
             (self.tmp / f"{region}.toml").write_text(
                 f'name = "{region}"\nlat = 39.0\nlon = -77.5\napp_root = "{REPO}"\n'
                 f"peers = {peers}\nautoscale = {'true' if autoscale else 'false'}\n"
                 f'[etcd]\nendpoints = ["{self.etcd.endpoints[0]}"]\nroot = "/bench"\n'
+                f"quota_bytes = {self.config.quota_bytes}\n"
                 f'[blobs]\ndir = "{self.tmp / region}-blobs"\n' + pinned
             )
         self.env = {**os.environ, "BENCH_RUNS": str(runs_log or "")}
@@ -361,6 +373,7 @@ async def edge_process(sp: Spillover, tmp: Path) -> AsyncIterator[str]:
         f'region = "us-east-1"\nport = {port}\nauth = false\n'
         '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n'
         f'[etcd]\nendpoints = ["{sp.etcd.endpoints[0]}"]\nroot = "/bench"\n'
+        f"quota_bytes = {sp.config.quota_bytes}\n"
         f'[blobs]\ndir = "{tmp / "edge-blobs"}"\n'
     )
     errors = (tmp / "edge.err").open("wb")
