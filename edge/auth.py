@@ -9,7 +9,8 @@ from aiohttp import web
 from edge.keys import CONFIG, GRANT, VIEW, Handler
 from federation import keys
 from federation.apikeys import Grant, digest
-from federation.errors import Forbidden, Unauthorized
+from federation.errors import Forbidden, NotFound, Unauthorized
+from federation.task import TaskRecord
 
 ANYONE = Grant(name="anyone", apps=("*",), admin=True)  # what every caller is with auth off
 
@@ -45,3 +46,9 @@ def admin(request: web.Request) -> None:
     grant = request[GRANT]
     if not grant.admin:
         raise Forbidden(f"key {grant.name!r} is not an admin key; deploying needs one")
+
+
+def may_read(request: web.Request, record: TaskRecord) -> None:
+    """Someone else's task is as good as absent: 404, not 403, so its id leaks nothing."""
+    if not request[GRANT].may_read(record.app, record.owner):
+        raise NotFound(f"task {record.id} not found")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -13,7 +14,7 @@ import yarl
 from aiohttp import web
 
 from edge import bodies
-from edge.auth import may_use
+from edge.auth import may_read, may_use
 from edge.keys import (
     BLOBS,
     CLIENTS,
@@ -21,6 +22,7 @@ from edge.keys import (
     CONFIG,
     DEPTHS,
     DRAINING,
+    GRANT,
     METRICS,
     QUEUE,
     STORAGE,
@@ -30,6 +32,7 @@ from edge.keys import (
 from edge.routing import BadRequest, Point, fallbacks, place
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
+from federation.blobs import BlobRef
 from federation.errors import QueueFull, SpilloverError, StorageFull, Unavailable, Unreachable
 from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
 from federation.waiters import until_finished
@@ -142,6 +145,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     homes = _one_per_cluster(
         request, (placed.home, *fallbacks(placed, known, spec.placement.regions))
     )
+    owner = request[GRANT].name if config.auth else None
     updates: asyncio.Queue[TaskRecord] | None = None  # a sync submit's: its end
     async with contextlib.AsyncExitStack() as stack:
         for i, home in enumerate(homes):
@@ -151,7 +155,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
                 home_region=home, allowed_regions=placed.allowed, priority=priority,
                 max_attempts=spec.scaling.max_attempts, created_at=now,
                 deadline=now + spec.scaling.response_grace_period, idempotency_key=idem,
-                retention=spec.queue.result_retention,
+                retention=spec.queue.result_retention, owner=owner,
+                fingerprint=_fingerprint(app_name, function, body, ref) if idem else None,
                 webhook=webhook, payload_ref=ref,
                 content_type=request.headers.get("Content-Type", "application/octet-stream"),
             )  # fmt: skip
@@ -197,6 +202,11 @@ async def _admit(request: web.Request, spec: AppSpec, home: str) -> None:
         raise
     except Unavailable:
         pass  # the depth is unknown: the enqueue finds out whether the partition can be reached
+
+
+def _fingerprint(app: str, function: str, body: bytes, ref: BlobRef | None) -> str:
+    digest = ref.sha256 if ref is not None else hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(f"{app}\n{function}\n{digest}".encode()).hexdigest()
 
 
 def _one_per_cluster(request: web.Request, regions: tuple[str, ...]) -> tuple[str, ...]:
@@ -254,9 +264,9 @@ async def wait_finished(
 
 
 async def task_of(request: web.Request) -> TaskRecord:
-    """The task named in the path, if the caller's key covers its app."""
+    """The task named in the path, if it is the caller's (or its key may read them all)."""
     record = await request.app[QUEUE].get(request.match_info["id"])
-    may_use(request, record.app)
+    may_read(request, record)
     return record
 
 

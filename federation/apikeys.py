@@ -39,10 +39,18 @@ class Grant(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)  # for humans: list and revoke by name
     apps: tuple[str, ...] = ()  # app names, or ("*",) for every app
     admin: bool = False  # may deploy and remove apps; implies every app
+    read_all: bool = False  # may read and cancel every task of its apps, not only its own
     created_at: float = 0.0
 
     def may_use(self, app: str) -> bool:
         return self.admin or ALL_APPS in self.apps or app in self.apps
+
+    def may_read(self, app: str, owner: str | None) -> bool:
+        """A task belongs to the key that submitted it (by name: a key revoked and created
+        again under its name keeps its tasks). Tasks submitted with auth off are everyone's."""
+        if not self.may_use(app):
+            return False
+        return self.admin or self.read_all or owner is None or owner == self.name
 
 
 def digest(key: str) -> str:
@@ -102,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     scope = create.add_mutually_exclusive_group(required=True)
     scope.add_argument("--apps", help="comma list of apps, or * for every app")
     scope.add_argument("--admin", action="store_true", help="every app, and deploys")
+    create.add_argument(
+        "--read-all", action="store_true", help="read and cancel every task of its apps"
+    )
     sub.add_parser("list", help="list keys (names and grants, never the keys)")
     revoke = sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
@@ -120,7 +131,7 @@ async def _run(args: argparse.Namespace) -> None:
         if args.command == "create":
             apps = tuple(a.strip() for a in (args.apps or "").split(",") if a.strip())
             try:
-                grant = Grant(name=args.name, apps=apps, admin=args.admin)
+                grant = Grant(name=args.name, apps=apps, admin=args.admin, read_all=args.read_all)
             except ValidationError as e:
                 raise InvalidConfig(describe(e)) from None
             if not grant.admin and not grant.apps:
@@ -129,7 +140,7 @@ async def _run(args: argparse.Namespace) -> None:
         elif args.command == "list":
             for g in await store.list():
                 scope = "admin" if g.admin else ",".join(g.apps)
-                print(f"{g.name}\t{scope}")
+                print(f"{g.name}\t{scope}{' (read all)' if g.read_all else ''}")
         elif args.command == "revoke":
             await store.revoke(args.name)
             print(f"revoked {args.name}")

@@ -82,6 +82,13 @@ class RateLimited(SpilloverError):
     retryable = True
 
 
+class IdempotencyKeyReused(SpilloverError):
+    """An Idempotency-Key already named another request (other app, function or body)."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
 class Rejected(SpilloverError):
     """etcd refused the request for what it is (too large, too many operations in one txn):
     the same request would be refused again, so it is not retried. Our fault: 500."""

@@ -36,9 +36,10 @@ Per cluster that holds partitions::
                                              etcd's space quota sees the batch (groupcommit.py)
     {root}/storage-keeper                    the agent that compacts and defragments the cluster
                                              when it runs short of space (storage.py), leased
-    {root}/idem/{app}/{sha256(key)}          idempotency key -> task id, whichever of the cluster's
-                                             partitions the task went to: a retry homed in another
-                                             region of the same cluster finds it
+    {root}/idem/{sha256(owner, key)}         idempotency key -> task id, per API key (owner),
+                                             whichever of the cluster's partitions the task went
+                                             to: a retry homed in another region of the same
+                                             cluster finds it
 """
 
 from __future__ import annotations
@@ -192,10 +193,11 @@ def quota_probe(root: str) -> bytes:
     return _b(f"{root}/quota")
 
 
-def idempotency(root: str, app_name: str, key: str) -> bytes:
-    # Hashed: the client's key is arbitrary text and may be long; the hash is fixed-size and safe.
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    return _b(f"{root}/idem/{app_name}/{digest}")
+def idempotency(root: str, owner: str | None, key: str) -> bytes:
+    """Scoped per API key (``owner``, the key's name; None with auth off): two tenants never see
+    each other's keys. Hashed: the client's key is arbitrary text and may be long."""
+    digest = hashlib.sha256(f"{owner or ''}\n{key}".encode()).hexdigest()
+    return _b(f"{root}/idem/{digest}")
 
 
 def task_id_of(key: bytes) -> str:

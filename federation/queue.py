@@ -22,7 +22,7 @@ from federation import keys
 from federation import task as sm
 from federation.aio import cancel_and_wait
 from federation.blobs import BlobRef
-from federation.errors import Conflict, NotClaimer, NotFound, Unavailable
+from federation.errors import Conflict, IdempotencyKeyReused, NotClaimer, NotFound, Unavailable
 from federation.etcd import (
     KV,
     Etcd,
@@ -153,7 +153,7 @@ class Queue:
         failure: list[Op] = [get(task_key)]
         names = self._settled_keys(record)
         if record.idempotency_key is not None:
-            idem = keys.idempotency(root, record.app, record.idempotency_key)
+            idem = keys.idempotency(root, record.owner, record.idempotency_key)
             compare.append(absent(idem))
             ops.append(put(idem, record.id.encode()))
             failure = [get(idem)]
@@ -167,7 +167,13 @@ class Queue:
         if not found:
             raise Conflict(f"task {record.id} changed while it was being created; retry")
         if record.idempotency_key is not None:
-            return await self.get(found[0].value.decode()), False
+            first = await self.get(found[0].value.decode())
+            if first.fingerprint is not None and first.fingerprint != record.fingerprint:
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key {record.idempotency_key[:64]!r} was used for another "
+                    f"request (task {first.id}: {first.app}/{first.function}, another body)"
+                )
+            return first, False
         return decode(found[0].value), False
 
     async def get(self, task_id: str) -> TaskRecord:

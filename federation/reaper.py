@@ -158,7 +158,7 @@ async def sweep_retention(
             delete(keys.hooked(root, partition, r.id)),
         ]
         if r.idempotency_key is not None:
-            ops.append(delete(keys.idempotency(root, r.app, r.idempotency_key)))
+            ops.append(delete(keys.idempotency(root, r.owner, r.idempotency_key)))
         subs.append(nested([], ops))
     return await _run_batches(etcd, subs, per_sub=8)
 

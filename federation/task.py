@@ -78,6 +78,10 @@ class TaskRecord(BaseModel):
     error: TaskError | None = None
     webhook: str | None = None
     idempotency_key: str | None = None
+    owner: str | None = None  # the name of the API key that submitted it (None: auth off)
+    # sha256 of what was asked (app, function, body): a retry with the task's idempotency key
+    # must ask the same, or it is refused (422 idempotency_key_reused).
+    fingerprint: str | None = None
     # Bodies over the inline limit live in a blob store; the record holds where (else etcd).
     payload_ref: BlobRef | None = None
     result_ref: BlobRef | None = None

@@ -76,7 +76,7 @@ async def test_a_key_reaches_only_its_apps_and_only_admin_keys_deploy(
     assert status == 201
 
 
-async def test_another_apps_task_is_403_for_a_scoped_key(edge: Edge, store: ApiKeys) -> None:
+async def test_another_keys_task_is_404_as_if_it_did_not_exist(edge: Edge, store: ApiKeys) -> None:
     owner = await store.create(Grant(name="owner", apps=("worker",)))
     stranger = await store.create(Grant(name="stranger", apps=("other",)))
     _, info, _ = await edge.call(
@@ -86,7 +86,41 @@ async def test_another_apps_task_is_403_for_a_scoped_key(edge: Edge, store: ApiK
         status, _, _ = await edge.call(
             method, f"/v1/tasks/{info['id']}{path}", headers=bearer(stranger)
         )
-        assert status == 403
+        assert status == 404
+
+
+async def test_two_tenants_of_one_app_see_only_their_own_tasks_and_keys(
+    edge: Edge, store: ApiKeys
+) -> None:
+    a = await store.create(Grant(name="tenant-a", apps=("worker",)))
+    b = await store.create(Grant(name="tenant-b", apps=("worker",)))
+    auditor = await store.create(Grant(name="auditor", apps=("worker",), read_all=True))
+    key = {"Idempotency-Key": "order-1"}
+    _, mine, _ = await edge.call(
+        "POST", "/v1/apps/worker/nap?async=1", json={"seconds": 0.5}, headers={**bearer(a), **key}
+    )
+    task = f"/v1/tasks/{mine['id']}"
+    # B can neither read, stream, fetch nor cancel A's task: it does not exist for B.
+    for method, path in (("GET", ""), ("GET", "/events"), ("GET", "/result"), ("DELETE", "")):
+        status, body, _ = await edge.call(method, task + path, headers=bearer(b))
+        assert status == 404 and body["error"]["code"] == "not_found", (method, path)
+    # B's "order-1" is B's own: a new task, not A's.
+    _, theirs, _ = await edge.call(
+        "POST", "/v1/apps/worker/nap?async=1", json={"seconds": 0.5}, headers={**bearer(b), **key}
+    )
+    assert theirs["id"] != mine["id"]
+    # A retrying the same request gets the same task; the same key for another body is a 422.
+    _, again, _ = await edge.call(
+        "POST", "/v1/apps/worker/nap?async=1", json={"seconds": 0.5}, headers={**bearer(a), **key}
+    )
+    assert again["id"] == mine["id"]
+    status, body, _ = await edge.call(
+        "POST", "/v1/apps/worker/nap?async=1", json={"seconds": 9}, headers={**bearer(a), **key}
+    )
+    assert status == 422 and body["error"]["code"] == "idempotency_key_reused"
+    # A key granted read_all reads every tenant's tasks of its apps; A reads its own.
+    assert (await edge.call("GET", task, headers=bearer(auditor)))[0] == 200
+    assert (await edge.call("GET", f"{task}/result?wait=10", headers=bearer(a)))[0] == 200
 
 
 async def test_keys_are_stored_hashed_and_a_revoked_key_stops_at_once(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from federation import keys
-from federation.errors import Conflict, NotClaimer, NotFound, Unavailable
+from federation.errors import Conflict, IdempotencyKeyReused, NotClaimer, NotFound, Unavailable
 from federation.etcd import Etcd
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
@@ -58,9 +58,19 @@ async def test_idempotent_enqueue_returns_one_task(queue: Queue) -> None:
     # lives in the same cluster finds the same task.
     elsewhere, created = await queue.enqueue(task("eu-west-1", idempotency_key="order-42"), b"x")
     assert not created and elsewhere.id in ids and elsewhere.partition == P
-    # Different app, same key: a different task.
-    _, created = await queue.enqueue(task(P, app="other", idempotency_key="order-42"), b"x")
-    assert created
+    # Another API key, same idempotency key: its own task (keys are scoped per API key).
+    theirs, created = await queue.enqueue(task(P, idempotency_key="order-42", owner="b"), b"x")
+    assert created and theirs.id not in ids
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_refused(queue: Queue) -> None:
+    first = task(P, idempotency_key="k", fingerprint="a" * 64)
+    await queue.enqueue(first, b"x")
+    again, created = await queue.enqueue(task(P, idempotency_key="k", fingerprint="a" * 64), b"x")
+    assert again.id == first.id and not created
+    with pytest.raises(IdempotencyKeyReused) as refused:
+        await queue.enqueue(task(P, app="other", idempotency_key="k", fingerprint="b" * 64), b"y")
+    assert refused.value.status == 422 and first.id in refused.value.message
 
 
 @pytest.fixture
