@@ -44,6 +44,7 @@ from federation.blobs.fs import FsStore
 from federation.blobs.stores import open_store
 from federation.blobs.sweep import run_sweeper
 from federation.errors import InvalidConfig, SpilloverError, Unauthorized, Unavailable
+from federation.health import visible
 from federation.heartbeat import EdgeHeartbeat
 from federation.metrics import FederationMetrics
 from federation.queue import Queue
@@ -132,7 +133,7 @@ async def _drain(app: web.Application) -> None:
 
 
 async def deploy(request: web.Request) -> web.Response:
-    admin(request)
+    admin(request, "deploying")
     name = request.match_info["app"]
     try:
         text = (await request.read()).decode()
@@ -173,7 +174,7 @@ async def get_app(request: web.Request) -> web.Response:
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    admin(request)
+    admin(request, "removing an app")
     await request.app[VIEW].registry.delete(request.match_info["app"])
     return web.Response(status=204)
 
@@ -196,7 +197,7 @@ async def federation_health(request: web.Request) -> web.Response:
     """From etcd alone (heartbeats and edges this edge follows), never from calls to regions."""
     regions = [r.name for r in request.app[CONFIG].regions]
     health = await request.app[VIEW].health(regions, request.app[STORAGE].reasons())
-    return web.json_response(health.model_dump(mode="json"))
+    return web.json_response(visible(health, request[GRANT].may_use).model_dump(mode="json"))
 
 
 async def openapi_json(request: web.Request) -> web.Response:
@@ -215,6 +216,7 @@ async def blob(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    admin(request, "reading the metrics")
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 

@@ -1,6 +1,7 @@
 """Who may call what: ``Authorization: Bearer <key>`` checked against the grants followed from
-etcd. Liveness, readiness, metrics and the OpenAPI document stay open (probes and scrapers carry
-no keys); everything under ``/v1/`` needs a key unless the config turns auth off (local dev)."""
+etcd. Liveness, readiness and the OpenAPI document stay open (probes carry no keys); everything
+under ``/v1/`` needs a key, and ``/metrics`` an admin key (a scraper sends it as its bearer
+token: the metrics name every app and region), unless the config turns auth off (local dev)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ ANYONE = Grant(name="anyone", apps=("*",), admin=True)  # what every caller is w
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/v1/"):
+    if request.path.startswith("/v1/") or request.path == "/metrics":
         request[GRANT] = await _grant(request) if request.app[CONFIG].auth else ANYONE
     return await handler(request)
 
@@ -42,10 +43,10 @@ def may_use(request: web.Request, app: str) -> None:
         raise Forbidden(f"key {grant.name!r} is not granted app {app!r}")
 
 
-def admin(request: web.Request) -> None:
+def admin(request: web.Request, what: str) -> None:
     grant = request[GRANT]
     if not grant.admin:
-        raise Forbidden(f"key {grant.name!r} is not an admin key; deploying needs one")
+        raise Forbidden(f"key {grant.name!r} is not an admin key; {what} needs one")
 
 
 def may_read(request: web.Request, record: TaskRecord) -> None:

@@ -6,7 +6,7 @@ Pure: every input is a value and ``now`` is passed in, so the rules are tested w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -92,3 +92,13 @@ def federation_health(
     )
     return FederationHealth(status=status, etcd=etcd, regions=health, edges=listed,
                             reasons=reasons)  # fmt: skip
+
+
+def visible(health: FederationHealth, may_use: Callable[[str], bool]) -> FederationHealth:
+    """The health as a key may see it: only the apps it is granted (tenants do not see each
+    other's load or app names); regions, edges and etcd are everyone's."""
+    regions = tuple(
+        r.model_copy(update={"apps": tuple(a for a in r.apps if may_use(a.app))})
+        for r in health.regions
+    )
+    return health.model_copy(update={"regions": regions})

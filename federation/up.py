@@ -27,6 +27,7 @@ from typing import Any
 
 import tomli_w
 
+from federation.apikeys import ApiKeys, Grant
 from federation.apps import AppRegistry
 from federation.appspec import NAME_PATTERN, parse_toml
 from federation.errors import InvalidConfig, Unavailable
@@ -69,7 +70,12 @@ def geoip_db() -> str | None:
 
 
 def write_configs(
-    data: Path, regions: list[Region], endpoints: list[str], port: int, app_root: Path
+    data: Path,
+    regions: list[Region],
+    endpoints: list[str],
+    port: int,
+    app_root: Path,
+    auth: bool = False,
 ) -> dict[str, Path]:
     """One ``region.toml`` per region and an ``edge.toml``: what an operator would write."""
     etcd = {"endpoints": endpoints, "quota_bytes": QUOTA}
@@ -88,7 +94,7 @@ def write_configs(
         "id": "edge-0",
         "region": regions[0].name,
         "port": port,
-        "auth": False,  # local development: no API keys (`spillover keys` makes them)
+        "auth": auth,  # local development: no API keys, unless --auth
         "allow_http_webhooks": True,
         "regions": [{"name": r.name, "lat": r.lat, "lon": r.lon} for r in regions],
         "etcd": etcd,
@@ -138,8 +144,35 @@ class Processes:
                 p.wait()
 
 
+async def admin_key(endpoints: list[str], path: Path) -> str:
+    """A fresh admin key (the one of an earlier run is revoked), written to ``path`` (0600)."""
+    etcd = Etcd(endpoints)
+    store = ApiKeys(etcd, DEFAULT_ROOT)
+    try:
+        if any(g.name == "admin" for g in await store.list()):
+            await store.revoke("admin")
+        key = await store.create(Grant(name="admin", admin=True))
+    finally:
+        await etcd.close()
+    await asyncio.to_thread(_write_secret, path, key)
+    return key
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Readable by its owner only, from the first byte (no window with wider permissions)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+
+
 async def deploy_and_wait(
-    endpoints: list[str], spec_text: str, regions: list[Region], edge_url: str, timeout: float
+    endpoints: list[str],
+    spec_text: str,
+    regions: list[Region],
+    edge_url: str,
+    timeout: float,
+    key: str | None = None,
 ) -> None:
     """Deploy the app into every region, then wait until the edge is ready and every region
     serves it."""
@@ -153,7 +186,7 @@ async def deploy_and_wait(
         await etcd.close()
     deadline = time.monotonic() + timeout
     while True:
-        serving = await asyncio.to_thread(_serving, edge_url, spec.name)
+        serving = await asyncio.to_thread(_serving, edge_url, spec.name, key)
         if serving >= {r.name for r in regions}:
             return
         if time.monotonic() > deadline:
@@ -161,10 +194,12 @@ async def deploy_and_wait(
         await asyncio.sleep(0.5)
 
 
-def _serving(edge_url: str, app: str) -> set[str]:
+def _serving(edge_url: str, app: str, key: str | None) -> set[str]:
     """Regions where ``app`` has a ready replica, as the edge's health API says."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    request = urllib.request.Request(f"{edge_url}/v1/federation/health", headers=headers)
     try:
-        with urllib.request.urlopen(f"{edge_url}/v1/federation/health", timeout=2) as r:
+        with urllib.request.urlopen(request, timeout=2) as r:
             health = json.loads(r.read())
     except OSError:
         return set()
@@ -176,8 +211,13 @@ def _serving(edge_url: str, app: str) -> set[str]:
     }
 
 
-def banner(regions: list[Region], edge_url: str, data: Path) -> str:
+def banner(regions: list[Region], edge_url: str, data: Path, auth: bool) -> str:
     names = ", ".join(r.name for r in regions)
+    keyed = (f"\nAPI keys are on. The admin key is in {data / 'admin.key'}:\n"
+             f"  export SPILLOVER_API_KEY=$(cat {data / 'admin.key'})   # for spillover ...\n"
+             f"  curl -H \"Authorization: Bearer $SPILLOVER_API_KEY\" ...\n"
+             f"  spillover keys create NAME --apps demo   "
+             f"# with SPILLOVER_ETCD_ENDPOINTS={_etcd_of(data)}\n") if auth else ""  # fmt: skip
     ports = {r.name: tomllib.loads((data / f"{r.name}.toml").read_text())["metrics_port"]
              for r in regions}  # fmt: skip
     metrics = " ".join(f"{n}=:{port}" for n, port in ports.items())
@@ -192,8 +232,12 @@ Spillover is up: {len(regions)} regions ({names}), one edge at {edge_url}
 
 Metrics: {edge_url}/metrics, regions {metrics}
 GeoIP: {geoip_db() or "no GeoLite2 City database found (set SPILLOVER_GEOIP_DB)"}
-Logs and data: {data}/   Ctrl-C stops everything.
+Logs and data: {data}/   Ctrl-C stops everything.{keyed}
 """
+
+
+def _etcd_of(data: Path) -> str:
+    return str(tomllib.loads((data / "edge.toml").read_text())["etcd"]["endpoints"][0])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -207,6 +251,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=Path(".spillover"), help="data and logs")
     ap.add_argument("--app", type=Path, default=APP, help=f"app to deploy (default {APP})")
     ap.add_argument("--ready-timeout", type=float, default=300.0)
+    ap.add_argument(
+        "--auth", action="store_true",
+        help="API keys on: an admin key is written to <data>/admin.key",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     regions: list[Region] = args.regions or [parse_region(r) for r in DEFAULT_REGIONS]
     if len({r.name for r in regions}) != len(regions):
@@ -239,7 +287,7 @@ def run(
     try:
         print(f"etcd on {etcd.endpoints[0]} (data {data / 'etcd'})", flush=True)
         etcd.start()
-        configs = write_configs(data, regions, etcd.endpoints, args.port, Path.cwd())
+        configs = write_configs(data, regions, etcd.endpoints, args.port, Path.cwd(), args.auth)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for r in regions:
             procs.spawn(r.name, ["regional.main", "--config", str(configs[r.name])], env)
@@ -251,8 +299,11 @@ def run(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             print("starting regions and loading models...", flush=True)
+            key = await admin_key(etcd.endpoints, data / "admin.key") if args.auth else None
             ready = asyncio.create_task(
-                deploy_and_wait(etcd.endpoints, spec_text, regions, edge_url, args.ready_timeout)
+                deploy_and_wait(
+                    etcd.endpoints, spec_text, regions, edge_url, args.ready_timeout, key
+                )
             )
             announced = False
             while not stop.is_set():
@@ -264,7 +315,7 @@ def run(
                     # and its unpinned tasks spill over (a fault to try on purpose, too).
                 if not announced and ready.done():
                     ready.result()  # raises what went wrong
-                    print(banner(regions, edge_url, data), flush=True)
+                    print(banner(regions, edge_url, data, args.auth), flush=True)
                     announced = True
                 await asyncio.sleep(0.2)
             return 0

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,7 @@ class Up:
         tmp: Path,
         app: str | None = WORKER_APP,  # None: the bundled demo app
         regions: tuple[str, ...] = ("us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3"),
+        *flags: str,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -91,7 +93,7 @@ class Up:
         command = [
             sys.executable, "-m", "federation.up", "--port", str(self.port),
             "--etcd-port", str(two_free_ports()), "--data", str(tmp / "data"),
-            "--regions", *regions,
+            "--regions", *regions, *flags,
         ]  # fmt: skip
         if app is not None:
             (tmp / "app.toml").write_text(app)
@@ -244,3 +246,24 @@ def test_a_killed_region_loses_nothing_pins_stay_and_health_follows(up: Up) -> N
     finally:
         back.terminate()
         back.wait(timeout=30)
+
+
+def test_up_with_auth_writes_an_admin_key_and_then_asks_for_keys(tmp_path: Path) -> None:
+    up = Up(tmp_path, WORKER_APP, ("us-east-1=39.0,-77.5",), "--auth")
+    try:
+        up.wait_up()
+        path = tmp_path / "data" / "admin.key"
+        assert path.stat().st_mode & 0o777 == 0o600 and str(path) in up.output.read_text()
+        key = path.read_text().strip()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            up.call("POST", "/v1/apps/worker/sleep", {"seconds": 0})
+        assert refused.value.code == 401
+        done = up.call(
+            "POST", "/v1/apps/worker/sleep", {"seconds": 0}, Authorization=f"Bearer {key}"
+        )
+        assert done["slept"] == 0
+        status = cli("status", "--edge", up.url, env={"SPILLOVER_API_KEY": key})
+        assert status.returncode == 0 and "us-east-1" in status.stdout
+    finally:
+        up.proc.send_signal(signal.SIGINT)
+        up.proc.wait(timeout=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -43,8 +44,30 @@ async def test_no_key_or_an_unknown_one_is_401_and_probes_stay_open(edge: Edge) 
         )
         assert status == 401 and body["error"]["code"] == "unauthorized"
         assert h["WWW-Authenticate"].startswith("Bearer")
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+    for path in ("/healthz", "/readyz", "/openapi.json"):
         assert (await edge.call("GET", path))[0] == 200
+
+
+async def test_metrics_need_an_admin_key_and_health_shows_a_key_only_its_apps(
+    edge: Edge, store: ApiKeys, harness: Harness
+) -> None:
+    user = await store.create(Grant(name="user", apps=("other",)))
+    root = await store.create(Grant(name="root", admin=True))
+    assert (await edge.call("GET", "/metrics"))[0] == 401
+    assert (await edge.call("GET", "/metrics", headers=bearer(user)))[0] == 403
+    status, text, _ = await edge.call("GET", "/metrics", headers=bearer(root))
+    assert status == 200 and b"spillover_tasks_submitted_total" in text
+
+    def apps(health: dict[str, Any]) -> set[str]:
+        return {a["app"] for r in health["regions"] for a in r["apps"]}
+
+    async def both_beating() -> bool:
+        _, health, _ = await edge.call("GET", "/v1/federation/health", headers=bearer(root))
+        return apps(health) == {"worker", "other"}
+
+    await until(both_beating, timeout=10)
+    _, health, _ = await edge.call("GET", "/v1/federation/health", headers=bearer(user))
+    assert apps(health) == {"other"} and health["regions"]
 
 
 async def test_a_key_reaches_only_its_apps_and_only_admin_keys_deploy(
