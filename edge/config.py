@@ -45,6 +45,11 @@ class EdgeConfig(BaseModel):
     # asked for (Prometheus counts requests either way).
     access_log: bool = False
     blobs: BlobConfig = BlobConfig()  # bodies and results over the inline limit
+    # Server-sent events: a ": ping" comment this often keeps an idle stream open through
+    # proxies (most cut idle connections after 60 s) and finds clients that went away; a
+    # write (event or ping) the client has not taken within sse_send_timeout ends the stream.
+    sse_keepalive: float = Field(default=15, gt=0, le=300)
+    sse_send_timeout: float = Field(default=60, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _tls_or_loopback(self) -> EdgeConfig:
