@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from edge.keys import CONFIG, GRANT, VIEW, Handler
-from federation import keys
+from edge.keys import API_KEYS, CONFIG, GRANT, Handler
 from federation.apikeys import Grant, digest
 from federation.errors import Forbidden, Unauthorized
 
@@ -25,14 +24,7 @@ async def _grant(request: web.Request) -> Grant:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("send an API key as Authorization: Bearer <key>")
-    view, d = request.app[VIEW], digest(key.strip())
-    grant = view.grants.get(d)
-    if grant is None:  # the followed copy may lag a new key by a moment: ask etcd
-        kv = await view.control.get(keys.apikey(view.root, d))
-        if kv is None:
-            raise Unauthorized("unknown or revoked API key")
-        grant = Grant.model_validate_json(kv.value)
-    return grant
+    return await request.app[API_KEYS].grant(digest(key.strip()))
 
 
 def may_use(request: web.Request, app: str) -> None:

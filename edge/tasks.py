@@ -14,8 +14,9 @@ from aiohttp import web
 
 from edge import bodies
 from edge.auth import may_use
+from edge.errors import BadRequest
 from edge.keys import BLOBS, CLIENTS, CLUSTERS, CONFIG, DRAINING, METRICS, QUEUE, VIEW, WAITERS
-from edge.routing import BadRequest, Point, fallbacks, place
+from edge.routing import Point, fallbacks, place
 from federation.aio import cancel_and_wait
 from federation.errors import SpilloverError, Unreachable
 from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
@@ -119,8 +120,9 @@ async def submit(request: web.Request) -> web.StreamResponse:
     )
     # Every header is checked before the body is read: a bad request stores nothing.
     ulid, store = new_ulid(), request.app[BLOBS]
+    reader = bodies.Body(request, config.body_timeout, config.body_min_rate)
     body, ref = await bodies.receive(
-        request, spec.scaling.max_payload_bytes, config.blobs.inline_limit, store, ulid
+        request, reader, spec.scaling.max_payload_bytes, config.blobs.inline_limit, store, ulid
     )
     # The home partition first; if its etcd cannot be reached (the task was certainly not
     # stored), the nearest other region the task may run in. Pinned to one region: 503.

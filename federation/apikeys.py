@@ -17,14 +17,13 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from federation import keys, webhooks
 from federation.appspec import NAME_PATTERN, describe
 from federation.errors import Conflict, InvalidConfig, NotFound, SpilloverError
-from federation.etcd import KV, Etcd, absent, follow, put
+from federation.etcd import KV, Etcd, absent, put
 from federation.topology import Clusters, EtcdConfig
 
 PREFIX = "sk_"
@@ -83,11 +82,6 @@ class ApiKeys:
             raise NotFound(f"no key named {name!r}")
         for k in found:
             await self.etcd.delete(k)
-
-    async def follow(self) -> AsyncIterator[dict[str, Grant]]:
-        """digest -> grant, now and after each change (a revoked key stops working at once)."""
-        async for grants in follow(self.etcd, keys.apikeys(self.root), _grant):
-            yield {k.decode().rsplit("/", 1)[1]: g for k, g in grants.items()}
 
 
 def _grant(kv: KV) -> Grant:

@@ -44,14 +44,20 @@ async def start_edge(harness_config: Any, **settings: Any) -> Edge:
         region=REGION, regions=REGIONS, etcd=harness_config, port=free_port(),
         **{"auth": False, "blobs": blobs, **settings},
     )  # fmt: skip
-    runner = web.AppRunner(create_app(config))
+    runner = web.AppRunner(create_app(config), keepalive_timeout=config.idle_timeout)
     await runner.setup()
     tls = server_context(config)
     site = web.TCPSite(runner, "127.0.0.1", config.port, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1]
     scheme = "http" if tls is None else "https"
-    return Edge(runner, f"{scheme}://127.0.0.1:{port}", aiohttp.ClientSession())
+    edge = Edge(runner, f"{scheme}://127.0.0.1:{port}", aiohttp.ClientSession())
+
+    async def ready() -> bool:  # as a load balancer would wait (with auth: the keys are read)
+        return (await edge.call("GET", "/readyz", ssl=False))[0] == 200
+
+    await until(ready)
+    return edge
 
 
 @contextlib.asynccontextmanager
