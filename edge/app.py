@@ -31,6 +31,7 @@ from edge.keys import (
     IN_FLIGHT,
     METRICS,
     QUEUE,
+    RATES,
     VIEW,
     WAITERS,
     Clients,
@@ -39,6 +40,7 @@ from edge.keys import (
 )
 from edge.limits import cap_requests
 from edge.metrics import EdgeMetrics
+from edge.ratelimit import Buckets
 from edge.state import FederationView
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec, parse_spec, parse_toml
@@ -236,6 +238,7 @@ def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) ->
     app = web.Application(middlewares=[json_errors, cap_requests, authenticate])
     app[CONFIG] = config
     app[IN_FLIGHT] = InFlight(config.max_connections)
+    app[RATES] = Buckets()
     app[METRICS] = EdgeMetrics(registry or CollectorRegistry())
     app[DRAINING] = asyncio.Event()
     app.on_shutdown.append(_drain)

@@ -1,30 +1,54 @@
 """Who may call what: ``Authorization: Bearer <key>`` checked against the grants followed from
-etcd. Liveness, readiness, metrics and the OpenAPI document stay open (probes and scrapers carry
-no keys); everything under ``/v1/`` needs a key unless the config turns auth off (local dev)."""
+etcd (``grants.py``), and each key's rate limit. Liveness, readiness, metrics and the OpenAPI
+document stay open (probes and scrapers carry no keys); everything under ``/v1/`` needs a key
+unless the config turns auth off (local dev)."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
-from edge.keys import API_KEYS, CONFIG, GRANT, Handler
+from edge.keys import API_KEYS, CONFIG, GRANT, RATES, VIEW, Handler
+from edge.ratelimit import edge_share
 from federation.apikeys import Grant, digest
-from federation.errors import Forbidden, Unauthorized
+from federation.errors import Forbidden, RateLimited, Unauthorized
 
 ANYONE = Grant(name="anyone", apps=("*",), admin=True)  # what every caller is with auth off
 
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/v1/"):
-        request[GRANT] = await _grant(request) if request.app[CONFIG].auth else ANYONE
-    return await handler(request)
-
-
-async def _grant(request: web.Request) -> Grant:
+    if not request.path.startswith("/v1/"):
+        return await handler(request)
+    if not request.app[CONFIG].auth:
+        request[GRANT] = ANYONE
+        return await handler(request)
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("send an API key as Authorization: Bearer <key>")
-    return await request.app[API_KEYS].grant(digest(key.strip()))
+    d = digest(key.strip())
+    request[GRANT] = grant = await request.app[API_KEYS].grant(d)
+    if (limit := grant.limit) is not None:
+        _take(request, d, grant.name, *limit)
+    return await handler(request)
+
+
+def _take(request: web.Request, digest: str, name: str, rate: float, burst: float) -> None:
+    """One request of the key's rate. Each of N live edges (their heartbeats) allows rate/N
+    and burst/N (at least 1), so N edges together allow the key's rate, not N times it — when
+    the load balancer spreads the key's requests evenly. Unevenly, the key gets less: all of
+    them on one edge of 4 pass at a quarter of the rate. Exact sharing would need a
+    coordination round trip per request; this needs none."""
+    n = len(request.app[VIEW].edges)
+    share, share_burst = edge_share(rate, burst, n)
+    wait = request.app[RATES].take(digest, share, share_burst, time.monotonic())
+    if wait:
+        raise RateLimited(
+            f"key {name!r} is over its rate of {rate:g} requests/s (burst {burst:g}); this "
+            f"edge allows {share:g}/s of it, one of {max(1, n)}",
+            retry_after=wait,
+        )
 
 
 def may_use(request: web.Request, app: str) -> None:

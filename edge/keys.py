@@ -11,6 +11,7 @@ from edge.client import Geolocator, client_ip
 from edge.config import EdgeConfig
 from edge.grants import ApiKeyFollower
 from edge.metrics import EdgeMetrics
+from edge.ratelimit import Buckets
 from edge.state import FederationView
 from federation.apikeys import Grant
 from federation.blobs import BlobStore
@@ -50,6 +51,7 @@ CLIENTS = web.AppKey("clients", Clients)
 METRICS = web.AppKey("metrics", EdgeMetrics)
 BLOBS = web.AppKey("blobs", BlobStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyFollower)  # with auth on only
+RATES = web.AppKey("rates", Buckets)  # API key digest -> its token bucket at this edge
 
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 DRAINING = web.AppKey("draining", asyncio.Event)  # set when the edge starts shutting down

@@ -18,7 +18,7 @@ import secrets
 import sys
 import time
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from federation import keys, webhooks
 from federation.appspec import NAME_PATTERN, describe
@@ -39,9 +39,26 @@ class Grant(BaseModel):
     apps: tuple[str, ...] = ()  # app names, or ("*",) for every app
     admin: bool = False  # may deploy and remove apps; implies every app
     created_at: float = 0.0
+    # Requests per second across the federation's edges, and how many may come at once
+    # (default: one second's worth). None: unlimited.
+    rate: float | None = Field(default=None, gt=0, le=1_000_000)
+    burst: float | None = Field(default=None, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> Grant:
+        if self.burst is not None and self.rate is None:
+            raise ValueError(f"burst = {self.burst:g}: give a rate too")
+        return self
 
     def may_use(self, app: str) -> bool:
         return self.admin or ALL_APPS in self.apps or app in self.apps
+
+    @property
+    def limit(self) -> tuple[float, float] | None:
+        """(rate, burst), or None when the key is not rate limited."""
+        if self.rate is None:
+            return None
+        return self.rate, self.burst if self.burst is not None else max(1.0, self.rate)
 
 
 def digest(key: str) -> str:
@@ -96,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     scope = create.add_mutually_exclusive_group(required=True)
     scope.add_argument("--apps", help="comma list of apps, or * for every app")
     scope.add_argument("--admin", action="store_true", help="every app, and deploys")
+    create.add_argument("--rate", type=float, help="requests per second, across all edges")
+    create.add_argument("--burst", type=float, help="requests at once (default: --rate)")
     sub.add_parser("list", help="list keys (names and grants, never the keys)")
     revoke = sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
@@ -114,7 +133,9 @@ async def _run(args: argparse.Namespace) -> None:
         if args.command == "create":
             apps = tuple(a.strip() for a in (args.apps or "").split(",") if a.strip())
             try:
-                grant = Grant(name=args.name, apps=apps, admin=args.admin)
+                grant = Grant(
+                    name=args.name, apps=apps, admin=args.admin, rate=args.rate, burst=args.burst
+                )
             except ValidationError as e:
                 raise InvalidConfig(describe(e)) from None
             if not grant.admin and not grant.apps:
@@ -123,7 +144,8 @@ async def _run(args: argparse.Namespace) -> None:
         elif args.command == "list":
             for g in await store.list():
                 scope = "admin" if g.admin else ",".join(g.apps)
-                print(f"{g.name}\t{scope}")
+                limit = f"{g.limit[0]:g}/s burst {g.limit[1]:g}" if g.limit else "unlimited"
+                print(f"{g.name}\t{scope}\t{limit}")
         elif args.command == "revoke":
             await store.revoke(args.name)
             print(f"revoked {args.name}")

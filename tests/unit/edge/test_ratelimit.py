@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.ratelimit import Bucket
+from edge.ratelimit import Bucket, Buckets, edge_share
 
 
 def test_a_burst_then_the_rate() -> None:
@@ -46,3 +46,24 @@ def test_never_more_than_burst_plus_rate_times_t_over_any_window(
     for i, start in enumerate(taken):
         for j in range(i, len(taken)):
             assert j - i + 1 <= burst + rate * (taken[j] - start) + 1e-6
+
+
+def test_each_of_n_edges_allows_its_share_and_at_least_one_at_once() -> None:
+    assert edge_share(50, 100, 4) == (12.5, 25.0)
+    assert edge_share(50, 100, 0) == (50, 100)  # before any heartbeat is seen: this edge alone
+    assert edge_share(10, 2, 4) == (2.5, 1.0)
+
+
+def test_buckets_forget_refilled_keys_and_stay_bounded() -> None:
+    buckets = Buckets(max_size=3)
+    assert buckets.take("a", 1, 2, now=0.0) == 0  # a: 1 token left, full again at t=1
+    assert buckets.take("b", 1, 2, now=0.5) == 0
+    assert len(buckets) == 2
+    buckets.take("c", 1, 2, now=1.2)  # a is full again: the same as no bucket
+    assert len(buckets) == 2
+    for name in "defg":
+        buckets.take(name, 0.001, 5, now=2.0)
+    assert len(buckets) == 3
+    # An evicted key starts over from a full bucket; a kept one goes on where it was.
+    assert [buckets.take("g", 0.001, 5, now=2.0) for _ in range(4)] == [0, 0, 0, 0]
+    assert buckets.take("g", 0.001, 5, now=2.0) > 0
