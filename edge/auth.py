@@ -9,10 +9,11 @@ import time
 
 from aiohttp import web
 
+from edge.headers import bearer_token
 from edge.keys import API_KEYS, CONFIG, GRANT, RATES, VIEW, Handler
 from edge.ratelimit import edge_share
 from federation.apikeys import Grant, digest
-from federation.errors import Forbidden, RateLimited, Unauthorized
+from federation.errors import Forbidden, RateLimited
 
 ANYONE = Grant(name="anyone", apps=("*",), admin=True)  # what every caller is with auth off
 
@@ -24,10 +25,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if not request.app[CONFIG].auth:
         request[GRANT] = ANYONE
         return await handler(request)
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("send an API key as Authorization: Bearer <key>")
-    d = digest(key.strip())
+    d = digest(bearer_token(request.headers))
     request[GRANT] = grant = await request.app[API_KEYS].grant(d)
     if (limit := grant.limit) is not None:
         _take(request, d, grant.name, *limit)

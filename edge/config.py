@@ -74,6 +74,11 @@ class EdgeConfig(BaseModel):
             raise ValueError(
                 f"host = {self.host!r}: plain HTTP is for loopback only; set tls_cert and tls_key"
             )
+        if not self.auth and not _loopback(self.host):
+            raise ValueError(
+                f"auth = false: only on a loopback host (host = {self.host!r}); an edge others "
+                "can reach must demand API keys"
+            )
         if self.keys_stale_after <= self.keys_resync:
             raise ValueError(
                 f"keys_stale_after = {self.keys_stale_after:g}: must be more than keys_resync "
