@@ -14,11 +14,14 @@ import geoip2.database
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from edge import events, openapi, tasks
+from edge import bodies, events, openapi, tasks
 from edge.auth import admin, authenticate, may_use
 from edge.client import Geolocator
 from edge.config import EdgeConfig
+from edge.errors import BodyTimeout, Overloaded
+from edge.grants import ApiKeyFollower
 from edge.keys import (
+    API_KEYS,
     BLOBS,
     CLIENTS,
     CLUSTERS,
@@ -26,15 +29,20 @@ from edge.keys import (
     DEPTHS,
     DRAINING,
     GRANT,
+    IN_FLIGHT,
     METRICS,
     QUEUE,
+    RATES,
     STORAGE,
     VIEW,
     WAITERS,
     Clients,
     Handler,
+    InFlight,
 )
+from edge.limits import cap_requests
 from edge.metrics import EdgeMetrics
+from edge.ratelimit import Buckets
 from edge.state import FederationView
 from federation.admission import Depths
 from federation.aio import cancel_and_wait
@@ -53,6 +61,8 @@ from federation.topology import Clusters
 from federation.waiters import TaskWaiters
 
 log = logging.getLogger(__name__)
+# Task bodies are streamed (edge/bodies.py); app specs are read whole, up to this.
+MAX_SPEC_BYTES = 1 << 20
 
 
 @web.middleware
@@ -66,7 +76,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             headers["Retry-After"] = retry_after(e.retry_after)
         if isinstance(e, Unauthorized):
             headers["WWW-Authenticate"] = 'Bearer realm="spillover"'
-        return web.json_response(tasks.error_body(e), status=e.status, headers=headers)
+        response = web.json_response(tasks.error_body(e), status=e.status, headers=headers)
+        if isinstance(e, BodyTimeout | Overloaded):
+            response.force_close()  # Connection: close; the slot and the socket are freed
+        return response
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -113,12 +126,17 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(view.follow_apps()),
         asyncio.create_task(view.follow_regions()),
         asyncio.create_task(view.follow_edges()),
-        asyncio.create_task(view.follow_grants()),
         asyncio.create_task(view.publish(me)),
         asyncio.create_task(waiters.run()),
         asyncio.create_task(storage.run()),
         asyncio.create_task(run_sweeper(blobs, clusters, regions, b.sweep_interval, b.sweep_grace)),
     ]
+    if config.auth:
+        app[API_KEYS] = ApiKeyFollower(
+            clusters.control, clusters.root, resync=config.keys_resync,
+            stale_after=config.keys_stale_after, unknown_ttl=config.unknown_key_ttl,
+        )  # fmt: skip
+        background.append(asyncio.create_task(app[API_KEYS].run()))
     yield
     await cancel_and_wait(background)
     await stack.aclose()
@@ -135,8 +153,10 @@ async def _drain(app: web.Application) -> None:
 async def deploy(request: web.Request) -> web.Response:
     admin(request, "deploying")
     name = request.match_info["app"]
+    config = request.app[CONFIG]
+    body = bodies.Body(request, config.body_timeout, config.body_min_rate)
     try:
-        text = (await request.read()).decode()
+        text = (await bodies.read_whole(body, MAX_SPEC_BYTES)).decode()
     except UnicodeDecodeError as e:
         raise InvalidConfig(f"body is not UTF-8 text: {e}") from None
     if request.content_type == "application/json":
@@ -184,9 +204,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when etcd answers: an edge that cannot store a task must not be sent any."""
+    """Ready when etcd answers and (with auth) the API keys are current: an edge that cannot
+    store a task, or check who sent it, must not be sent any."""
     try:
         await request.app[CLUSTERS].control.get(b"/readyz")
+        if request.app[CONFIG].auth and not request.app[API_KEYS].ready():
+            raise Unavailable("the API keys are not current (etcd's key list is out of reach)")
     except Unavailable as e:
         return web.json_response({"status": "unavailable", "reason": e.message}, status=503,
                                  headers={"Retry-After": "1"})  # fmt: skip
@@ -222,12 +245,10 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) -> web.Application:
-    app = web.Application(
-        # Task bodies are streamed (edge/bodies.py); this caps the ones read whole (app specs).
-        middlewares=[json_errors, authenticate],
-        client_max_size=1 << 20,
-    )
+    app = web.Application(middlewares=[json_errors, cap_requests, authenticate])
     app[CONFIG] = config
+    app[IN_FLIGHT] = InFlight(config.max_connections)
+    app[RATES] = Buckets()
     app[METRICS] = EdgeMetrics(registry or CollectorRegistry())
     app[DRAINING] = asyncio.Event()
     app.on_shutdown.append(_drain)

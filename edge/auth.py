@@ -1,16 +1,20 @@
 """Who may call what: ``Authorization: Bearer <key>`` checked against the grants followed from
-etcd. Liveness, readiness and the OpenAPI document stay open (probes carry no keys); everything
-under ``/v1/`` needs a key, and ``/metrics`` an admin key (a scraper sends it as its bearer
-token: the metrics name every app and region), unless the config turns auth off (local dev)."""
+etcd (``grants.py``), and each key's rate limit. Liveness, readiness and the OpenAPI document
+stay open (probes carry no keys); everything under ``/v1/`` needs a key, and ``/metrics`` an
+admin key (a scraper sends it as its bearer token: the metrics name every app and region),
+unless the config turns auth off (local dev)."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
-from edge.keys import CONFIG, GRANT, VIEW, Handler
-from federation import keys
+from edge.headers import bearer_token
+from edge.keys import API_KEYS, CONFIG, GRANT, RATES, VIEW, Handler
+from edge.ratelimit import edge_share
 from federation.apikeys import Grant, digest
-from federation.errors import Forbidden, NotFound, Unauthorized
+from federation.errors import Forbidden, NotFound, RateLimited
 from federation.task import TaskRecord
 
 ANYONE = Grant(name="anyone", apps=("*",), admin=True)  # what every caller is with auth off
@@ -18,23 +22,33 @@ ANYONE = Grant(name="anyone", apps=("*",), admin=True)  # what every caller is w
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/v1/") or request.path == "/metrics":
-        request[GRANT] = await _grant(request) if request.app[CONFIG].auth else ANYONE
+    if not (request.path.startswith("/v1/") or request.path == "/metrics"):
+        return await handler(request)
+    if not request.app[CONFIG].auth:
+        request[GRANT] = ANYONE
+        return await handler(request)
+    d = digest(bearer_token(request.headers))
+    request[GRANT] = grant = await request.app[API_KEYS].grant(d)
+    if (limit := grant.limit) is not None:
+        _take(request, d, grant.name, *limit)
     return await handler(request)
 
 
-async def _grant(request: web.Request) -> Grant:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("send an API key as Authorization: Bearer <key>")
-    view, d = request.app[VIEW], digest(key.strip())
-    grant = view.grants.get(d)
-    if grant is None:  # the followed copy may lag a new key by a moment: ask etcd
-        kv = await view.control.get(keys.apikey(view.root, d))
-        if kv is None:
-            raise Unauthorized("unknown or revoked API key")
-        grant = Grant.model_validate_json(kv.value)
-    return grant
+def _take(request: web.Request, digest: str, name: str, rate: float, burst: float) -> None:
+    """One request of the key's rate. Each of N live edges (their heartbeats) allows rate/N
+    and burst/N (at least 1), so N edges together allow the key's rate, not N times it — when
+    the load balancer spreads the key's requests evenly. Unevenly, the key gets less: all of
+    them on one edge of 4 pass at a quarter of the rate. Exact sharing would need a
+    coordination round trip per request; this needs none."""
+    n = len(request.app[VIEW].edges)
+    share, share_burst = edge_share(rate, burst, n)
+    wait = request.app[RATES].take(digest, share, share_burst, time.monotonic())
+    if wait:
+        raise RateLimited(
+            f"key {name!r} is over its rate of {rate:g} requests/s (burst {burst:g}); this "
+            f"edge allows {share:g}/s of it, one of {max(1, n)}",
+            retry_after=wait,
+        )
 
 
 def may_use(request: web.Request, app: str) -> None:

@@ -1,76 +1,83 @@
 """``GET /v1/tasks/{id}/events``: server-sent events — ``state`` on every state change,
 ``progress`` and ``log`` as the handler reports them, and the stream ends after the final
-``state``. Comment lines keep idle connections open through proxies."""
+``state``.
+
+Framing, the keep-alive comments (``: ping`` every ``sse_keepalive`` seconds, so proxies keep an
+idle stream open) and the stalled-reader cut-off (``sse_send_timeout``) are aiohttp-sse's. The
+pings run in their own task, beside the one that follows the task: nothing ever times out or
+cancels the follow while the task runs, however long it runs. The follow ends at the final state
+or when the client goes away (a ping that cannot be written ends the response's ping task).
+
+A slow reader holds little: ``Queue.follow`` keeps at most the newest unread record and events
+value, and a write that waits on a full socket blocks only this stream's forwarder.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 import time
 
 from aiohttp import web
+from aiohttp_sse import EventSourceResponse, sse_response
 
-from edge.keys import QUEUE
+from edge.keys import CONFIG, QUEUE
 from edge.tasks import task_headers, task_of
+from federation.aio import cancel_and_wait
 from federation.events import Progress, TaskEvents
 from federation.task import State, TaskRecord, TaskStatus
 
-KEEPALIVE = 15.0
-
-
-def frame(event: str, data: str) -> bytes:
-    return f"event: {event}\ndata: {data}\n\n".encode()
+log = logging.getLogger(__name__)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
     record = await task_of(request)  # 404 / 403 as JSON, before the stream starts
-    response = web.StreamResponse(
-        headers={
-            **task_headers(record),
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
-        }
-    )
-    await response.prepare(request)
+    config = request.app[CONFIG]
+    async with sse_response(
+        request,
+        headers=task_headers(record),
+        sep="\n",
+        ping_interval=config.sse_keepalive,
+        send_timeout=config.sse_send_timeout,
+    ) as stream:
+        forward = asyncio.create_task(_forward(request, record.id, stream))
+        gone = asyncio.create_task(stream.wait())  # ends when the client does
+        try:
+            await asyncio.wait([forward, gone], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await cancel_and_wait([forward, gone])
+        failed = forward.exception() if forward.done() and not forward.cancelled() else None
+        # The status line is out: a failure can only end the stream early (the client sees no
+        # final state and may reconnect). A client that went away is no failure.
+        if failed is not None and not isinstance(failed, ConnectionError | TimeoutError):
+            log.warning("events of task %s broke off: %r", record.id, failed)
+    return stream
+
+
+async def _forward(request: web.Request, task_id: str, stream: EventSourceResponse) -> None:
     state: State | None = None
     progress: Progress | None = None
     seen = 0
-    stream = request.app[QUEUE].follow(record.id)
-    try:
-        while True:
-            try:
-                async with asyncio.timeout(KEEPALIVE):
-                    item = await anext(stream)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
-                continue
-            except StopAsyncIteration:
-                break
-            if isinstance(item, TaskRecord):
-                if item.state != state:
-                    state = item.state
-                    body = TaskStatus.of(item, time.time()).model_dump_json()
-                    await response.write(frame("state", body))
-                continue
-            out, progress, seen = _new(item, progress, seen)
-            for chunk in out:
-                await response.write(chunk)
-    finally:
-        with contextlib.suppress(Exception):
-            await stream.aclose()  # type: ignore[attr-defined]
-    await response.write_eof()
-    return response
+    async for item in request.app[QUEUE].follow(task_id):
+        if isinstance(item, TaskRecord):
+            if item.state != state:
+                state = item.state
+                body = TaskStatus.of(item, time.time()).model_dump_json()
+                await stream.send(body, event="state")
+            continue
+        out, progress, seen = _new(item, progress, seen)
+        for event, data in out:
+            await stream.send(data, event=event)
 
 
 def _new(
     events: TaskEvents, progress: Progress | None, seen: int
-) -> tuple[list[bytes], Progress | None, int]:
-    """Frames for what changed since the last value: new progress, lines after ``seen``."""
+) -> tuple[list[tuple[str, str]], Progress | None, int]:
+    """Events for what changed since the last value: new progress, lines after ``seen``."""
     out = []
     if events.progress is not None and events.progress != progress:
-        out.append(frame("progress", events.progress.model_dump_json()))
+        out.append(("progress", events.progress.model_dump_json()))
     for line in events.lines_after(seen):
-        out.append(frame("log", json.dumps({"seq": line.seq, "line": line.line})))
+        out.append(("log", json.dumps({"seq": line.seq, "line": line.line})))
     return out, events.progress, max(seen, events.seq)

@@ -9,7 +9,9 @@ from aiohttp import web
 
 from edge.client import Geolocator, client_ip
 from edge.config import EdgeConfig
+from edge.grants import ApiKeyFollower
 from edge.metrics import EdgeMetrics
+from edge.ratelimit import Buckets
 from edge.state import FederationView
 from federation.admission import Depths
 from federation.apikeys import Grant
@@ -32,6 +34,16 @@ class Clients:
         return self.geo.locate(ip)
 
 
+class InFlight:
+    """Requests under ``/v1/`` in progress. aiohttp serves one request at a time per HTTP/1.1
+    connection, so this is the number of busy connections; idle ones are closed after
+    ``idle_timeout`` and hold no more than a socket until then."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+
 CONFIG = web.AppKey("config", EdgeConfig)
 CLUSTERS = web.AppKey("clusters", Clusters)
 QUEUE = web.AppKey("queue", Queue)
@@ -42,7 +54,10 @@ METRICS = web.AppKey("metrics", EdgeMetrics)
 BLOBS = web.AppKey("blobs", BlobStore)
 DEPTHS = web.AppKey("depths", Depths)  # queue depths, for [queue] max_depth
 STORAGE = web.AppKey("storage", StorageGuard)  # etcd space against its quota
+API_KEYS = web.AppKey("api_keys", ApiKeyFollower)  # with auth on only
+RATES = web.AppKey("rates", Buckets)  # API key digest -> its token bucket at this edge
 
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 DRAINING = web.AppKey("draining", asyncio.Event)  # set when the edge starts shutting down
 GRANT = web.RequestKey("grant", Grant)  # the caller's grant, set by the auth middleware
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

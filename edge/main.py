@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         create_app(config), host=config.host, port=config.port,
         ssl_context=server_context(config), loop=uvloop.new_event_loop(),
         shutdown_timeout=config.drain_grace + 5,  # sync waits answer 202 after drain_grace
+        keepalive_timeout=config.idle_timeout,
         access_log=web_log.access_logger if config.access_log else None,
     )  # fmt: skip
 

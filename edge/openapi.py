@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from edge import headers as headers_rules
 from federation.appspec import AppSpec
 from federation.health import FederationHealth
 from federation.heartbeat import AppLoad
@@ -29,17 +30,41 @@ def _json(name: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": _ref(name)}}}
 
 
+# What each error status may mean (the JSON's code); 429 and 503 carry Retry-After.
+_MEANING = {
+    400: "bad_request: a header, parameter or body broke a rule (the message names it)",
+    401: "unauthorized: no API key, or an unknown or revoked one",
+    403: "forbidden: the key does not cover the app or operation",
+    408: "body_timeout: the body did not arrive in time (the connection is closed)",
+    413: "payload_too_large",
+    429: "rate_limited (the key's rate) or queue_full (the app's max_depth)",
+    503: "unavailable (etcd, or this edge cannot check keys), storage_full, or overloaded "
+    "(this edge's max_connections): retry after Retry-After",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): {"description": "error", **_json("ErrorBody")} for c in codes}
+    """The given statuses, and those every request under /v1/ may get (auth, limits)."""
+    every = (400, 401, 403, 429, 503)
+    return {
+        str(c): {
+            "description": _MEANING.get(c, "error"),
+            **_json("ErrorBody"),
+            **({"headers": _RETRY_AFTER} if c in (429, 503) else {}),
+        }
+        for c in sorted({*codes, *every})
+    }
 
 
 def _task_headers(regions: list[str], max_wait: float) -> list[dict[str, Any]]:
-    """The submit headers, with the types and ranges the edge enforces."""
+    """The submit headers, with the rules the edge enforces (``edge/headers.py``); a value
+    outside them is a 400 naming the header and the rule."""
     region_list = f"^({'|'.join(regions)})(,({'|'.join(regions)}))*$"
     headers = {
         "X-Spillover-Region": (
             "Hard pin: a region, or a comma list of allowed regions",
-            {"type": "string", "pattern": region_list},
+            {"type": "string", "pattern": region_list, "maxLength": headers_rules.MAX_REGIONS},
         ),
         "X-Spillover-Prefer-Region": (
             "Soft pin: the home region; the task may still spill over",
@@ -53,13 +78,27 @@ def _task_headers(regions: list[str], max_wait: float) -> list[dict[str, Any]]:
             "Seconds a synchronous call waits before answering 202",
             {"type": "number", "minimum": 0, "maximum": max_wait},
         ),
+        "X-Spillover-Webhook": (
+            "An https URL the final status is POSTed to, signed",
+            {
+                "type": "string",
+                "format": "uri",
+                "pattern": "^https://[!-~]+$",
+                "maxLength": headers_rules.MAX_WEBHOOK,
+            },
+        ),
         "Idempotency-Key": (
             "A retried submit with the same key and app returns the same task",
-            {"type": "string", "minLength": 1, "maxLength": 255},
+            {
+                "type": "string",
+                "pattern": "^[ -~]+$",
+                "minLength": 1,
+                "maxLength": headers_rules.MAX_IDEMPOTENCY_KEY,
+            },
         ),
         "Prefer": (
-            "respond-async: answer 202 at once",
-            {"type": "string", "enum": ["respond-async"]},
+            "RFC 7240 preferences; respond-async: answer 202 at once (others are ignored)",
+            {"type": "string", "pattern": "^[ -~]*$", "maxLength": headers_rules.MAX_PREFER},
         ),
     }
     return [
@@ -87,7 +126,10 @@ def _components() -> dict[str, Any]:
         "required": ["apps"],
         "properties": {"apps": {"type": "array", "items": _ref("AppInfo")}},
     }
-    return {"schemas": schemas}
+    # Every /v1/ route needs a key when the edge runs with auth (the default); the probes,
+    # metrics and this document are open (``security: []``).
+    bearer = {"type": "http", "scheme": "bearer", "description": "an API key: sk_..."}
+    return {"schemas": schemas, "securitySchemes": {"apikey": bearer}}
 
 
 def _name(param: str, pattern: str) -> dict[str, Any]:
@@ -115,6 +157,7 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {"title": "Spillover edge", "version": "1"},
+        "security": [{"apikey": []}],
         "paths": {
             "/v1/apps/{app}/{function}": {
                 "post": {
@@ -129,7 +172,7 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
                             "content": {"*/*": {"schema": {}}},
                         },
                         "202": task_status,
-                        **_errors(400, 404, 409, 413, 500, 502, 503, 504),
+                        **_errors(404, 408, 409, 413, 415, 422, 500, 502, 504),
                     },
                 }
             },
@@ -180,7 +223,7 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
             "/v1/apps": {
                 "get": {
                     "summary": "Deployed apps",
-                    "responses": {"200": {"description": "apps", **_json("AppList")}},
+                    "responses": {"200": {"description": "apps", **_json("AppList")}, **_errors()},
                 }
             },
             "/v1/apps/{app}": {
@@ -198,7 +241,7 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "updated", **_json("AppSpec")},
                         "201": {"description": "deployed", **_json("AppSpec")},
-                        **_errors(400, 422, 503),
+                        **_errors(408, 413, 422),
                     },
                 },
                 "get": {
@@ -218,15 +261,23 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
             "/v1/federation/health": {
                 "get": {
                     "summary": "Federation health, from what regions and edges publish in etcd",
-                    "responses": {"200": {"description": "health", **_json("FederationHealth")}},
+                    "responses": {
+                        "200": {"description": "health", **_json("FederationHealth")},
+                        **_errors(),
+                    },
                 }
             },
             "/healthz": {
-                "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+                "get": {
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": {"description": "alive"}},
+                }
             },
             "/readyz": {
                 "get": {
-                    "summary": "Readiness: etcd reachable",
+                    "summary": "Readiness: etcd reachable and (with auth) the API keys current",
+                    "security": [],
                     "responses": {
                         "200": {"description": "ready"},
                         "503": {"description": "not ready"},
@@ -236,6 +287,7 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",
+                    "security": [],
                     "responses": {
                         "200": {
                             "description": "text format",
@@ -247,6 +299,7 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
+                    "security": [],
                     "responses": {"200": {"description": "OpenAPI 3"}},
                 }
             },

@@ -13,15 +13,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from federation.errors import SpilloverError
+from edge.errors import BadRequest
 
 Point = tuple[float, float]  # (lat, lon) in degrees
-_NAME = re.compile(r"^[a-z0-9-]{1,63}$")
-
-
-class BadRequest(SpilloverError):
-    status = 400
-    code = "bad_request"
+_NAME = re.compile(r"[a-z0-9-]{1,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +44,7 @@ def parse_regions(header: str, value: str, known: Mapping[str, Point]) -> tuple[
     if not names:
         raise BadRequest(f"{header} is empty; name a region, or a comma list of regions")
     for n in names:
-        if not _NAME.match(n) or n not in known:
+        if not _NAME.fullmatch(n) or n not in known:
             raise BadRequest(f"{header}: unknown region {n!r}; known: {', '.join(sorted(known))}")
     return names
 

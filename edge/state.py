@@ -8,7 +8,6 @@ import logging
 import time
 
 from federation import keys
-from federation.apikeys import ApiKeys, Grant
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec
 from federation.errors import Unavailable
@@ -28,7 +27,6 @@ class FederationView:
         self.apps: dict[str, AppSpec] = {}
         self.heartbeats: dict[str, RegionHeartbeat] = {}
         self.edges: dict[str, EdgeHeartbeat] = {}
-        self.grants: dict[str, Grant] = {}  # API key digest -> grant
 
     async def follow_apps(self) -> None:
         async for specs in self.registry.follow():
@@ -38,10 +36,6 @@ class FederationView:
         prefix = keys.regions(self.root)
         async for beats in follow(self.control, prefix, _region):
             self.heartbeats = merge(beats.values())
-
-    async def follow_grants(self) -> None:
-        async for grants in ApiKeys(self.control, self.root).follow():
-            self.grants = grants
 
     async def follow_edges(self) -> None:
         async for beats in follow(self.control, keys.edges(self.root), _edge):

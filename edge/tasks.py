@@ -10,11 +10,11 @@ import re
 import time
 from typing import Any
 
-import yarl
 from aiohttp import web
 
-from edge import bodies
+from edge import bodies, headers
 from edge.auth import may_read, may_use
+from edge.errors import BadRequest
 from edge.keys import (
     BLOBS,
     CLIENTS,
@@ -29,7 +29,7 @@ from edge.keys import (
     VIEW,
     WAITERS,
 )
-from edge.routing import BadRequest, Point, fallbacks, place
+from edge.routing import Point, fallbacks, place
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from federation.blobs import BlobRef
@@ -38,33 +38,11 @@ from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
 from federation.waiters import until_finished
 
 log = logging.getLogger(__name__)
-_FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_FUNCTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # How a finished task that did not succeed answers GET .../result (and a sync submit).
 _FAILURE_STATUS = {"handler_error": 500, "replica_lost": 502, "timeout": 504, "expired": 504,
                    "payload_unavailable": 502,
                    "cancelled": 409}  # fmt: skip
-
-
-def _header_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.headers.get(name)
-    if raw is None:
-        return default
-    if not raw.strip().isdigit() or not lo <= int(raw) <= hi:
-        raise BadRequest(f"{name} = {raw!r}: must be an integer from {lo} to {hi}")
-    return int(raw)
-
-
-def _header_seconds(request: web.Request, name: str, default: float, hi: float) -> float:
-    raw = request.headers.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= hi:
-        raise BadRequest(f"{name} = {raw!r}: must be a number of seconds from 0 to {hi:g}")
-    return value
 
 
 def task_headers(r: TaskRecord, status: TaskStatus | None = None) -> dict[str, str]:
@@ -113,32 +91,31 @@ async def submit(request: web.Request) -> web.StreamResponse:
     may_use(request, app_name)
     # The followed copy may lag a deploy by a moment: on a miss, ask etcd.
     spec = view.apps.get(app_name) or await view.registry.get(app_name)
-    if not _FUNCTION.match(function):
+    if not _FUNCTION.fullmatch(function):
         raise BadRequest(f"function {function!r} is not a valid name")
-    priority = _header_int(request, "X-Spillover-Priority", 5, 0, 9)
-    wait = _header_seconds(request, "X-Spillover-Timeout", config.default_sync_timeout,
+    h = request.headers
+    priority = headers.priority(h)
+    wait = headers.seconds(h, "X-Spillover-Timeout", config.default_sync_timeout,
                            config.max_sync_timeout)  # fmt: skip
-    webhook = _webhook(request, config.allow_http_webhooks)
-    idem = request.headers.get("Idempotency-Key")
-    if idem is not None and not 1 <= len(idem) <= 255:
-        raise BadRequest("Idempotency-Key must be 1 to 255 characters")
+    webhook = headers.webhook(h, config.allow_http_webhooks)
+    idem = headers.idempotency_key(h)
+    content_type = headers.content_type(h)
     known: dict[str, Point] = {r.name: (r.lat, r.lon) for r in config.regions}
     placed = place(
-        pin=request.headers.get("X-Spillover-Region"),
-        prefer=request.headers.get("X-Spillover-Prefer-Region"),
+        pin=headers.regions(h, "X-Spillover-Region"),
+        prefer=headers.regions(h, "X-Spillover-Prefer-Region"),
         client=request.app[CLIENTS].locate(request),
         edge_region=config.region, known=known,
         healthy=frozenset(view.heartbeats), app_regions=spec.placement.regions,
     )  # fmt: skip
-    asynchronous = request.query.get("async", "").lower() in ("1", "true") or (
-        "respond-async" in request.headers.get("Prefer", "").lower()
-    )
+    asynchronous = headers.respond_async(h, request.query)
     await _admit(request, spec, placed.home)
     # Every header and limit is checked before the body is read: a refused request stores
     # nothing.
     ulid, store = new_ulid(), request.app[BLOBS]
+    reader = bodies.Body(request, config.body_timeout, config.body_min_rate)
     body, ref = await bodies.receive(
-        request, spec.scaling.max_payload_bytes, config.blobs.inline_limit, store, ulid
+        request, reader, spec.scaling.max_payload_bytes, config.blobs.inline_limit, store, ulid
     )
     # The home partition first; if its etcd cannot be reached (the task was certainly not
     # stored), the nearest other region the task may run in. Pinned to one region: 503.
@@ -158,7 +135,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
                 retention=spec.queue.result_retention, owner=owner,
                 fingerprint=_fingerprint(app_name, function, body, ref) if idem else None,
                 webhook=webhook, payload_ref=ref,
-                content_type=request.headers.get("Content-Type", "application/octet-stream"),
+                content_type=content_type,
             )  # fmt: skip
             try:
                 request.app[STORAGE].check(request.app[QUEUE].etcd(home))
@@ -220,23 +197,6 @@ def _one_per_cluster(request: web.Request, regions: tuple[str, ...]) -> tuple[st
             seen.add(cluster)
             out.append(r)
     return tuple(out)
-
-
-def _webhook(request: web.Request, allow_http: bool) -> str | None:
-    raw = request.headers.get("X-Spillover-Webhook")
-    if raw is None:
-        return None
-    try:
-        url = yarl.URL(raw) if len(raw) <= 2048 else None
-    except ValueError:
-        url = None
-    schemes = ("https", "http") if allow_http else ("https",)
-    if url is None or not url.is_absolute() or url.scheme not in schemes or not url.host:
-        raise BadRequest(
-            f"X-Spillover-Webhook = {raw[:100]!r}: must be an absolute {' or '.join(schemes)} "
-            "URL of at most 2048 characters"
-        )
-    return raw
 
 
 async def wait_finished(

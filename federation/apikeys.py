@@ -17,14 +17,13 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from federation import keys, webhooks
 from federation.appspec import NAME_PATTERN, describe
 from federation.errors import Conflict, InvalidConfig, NotFound, SpilloverError
-from federation.etcd import KV, Etcd, absent, follow, put
+from federation.etcd import KV, Etcd, absent, put
 from federation.topology import Clusters, EtcdConfig
 
 PREFIX = "sk_"
@@ -41,6 +40,16 @@ class Grant(BaseModel):
     admin: bool = False  # may deploy and remove apps; implies every app
     read_all: bool = False  # may read and cancel every task of its apps, not only its own
     created_at: float = 0.0
+    # Requests per second across the federation's edges, and how many may come at once
+    # (default: one second's worth). None: unlimited.
+    rate: float | None = Field(default=None, gt=0, le=1_000_000)
+    burst: float | None = Field(default=None, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> Grant:
+        if self.burst is not None and self.rate is None:
+            raise ValueError(f"burst = {self.burst:g}: give a rate too")
+        return self
 
     def may_use(self, app: str) -> bool:
         return self.admin or ALL_APPS in self.apps or app in self.apps
@@ -51,6 +60,13 @@ class Grant(BaseModel):
         if not self.may_use(app):
             return False
         return self.admin or self.read_all or owner is None or owner == self.name
+
+    @property
+    def limit(self) -> tuple[float, float] | None:
+        """(rate, burst), or None when the key is not rate limited."""
+        if self.rate is None:
+            return None
+        return self.rate, self.burst if self.burst is not None else max(1.0, self.rate)
 
 
 def digest(key: str) -> str:
@@ -92,11 +108,6 @@ class ApiKeys:
         for k in found:
             await self.etcd.delete(k)
 
-    async def follow(self) -> AsyncIterator[dict[str, Grant]]:
-        """digest -> grant, now and after each change (a revoked key stops working at once)."""
-        async for grants in follow(self.etcd, keys.apikeys(self.root), _grant):
-            yield {k.decode().rsplit("/", 1)[1]: g for k, g in grants.items()}
-
 
 def _grant(kv: KV) -> Grant:
     return Grant.model_validate_json(kv.value)
@@ -113,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument(
         "--read-all", action="store_true", help="read and cancel every task of its apps"
     )
+    create.add_argument("--rate", type=float, help="requests per second, across all edges")
+    create.add_argument("--burst", type=float, help="requests at once (default: --rate)")
     sub.add_parser("list", help="list keys (names and grants, never the keys)")
     revoke = sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
@@ -131,7 +144,10 @@ async def _run(args: argparse.Namespace) -> None:
         if args.command == "create":
             apps = tuple(a.strip() for a in (args.apps or "").split(",") if a.strip())
             try:
-                grant = Grant(name=args.name, apps=apps, admin=args.admin, read_all=args.read_all)
+                grant = Grant(
+                    name=args.name, apps=apps, admin=args.admin, read_all=args.read_all,
+                    rate=args.rate, burst=args.burst,
+                )  # fmt: skip
             except ValidationError as e:
                 raise InvalidConfig(describe(e)) from None
             if not grant.admin and not grant.apps:
@@ -140,7 +156,9 @@ async def _run(args: argparse.Namespace) -> None:
         elif args.command == "list":
             for g in await store.list():
                 scope = "admin" if g.admin else ",".join(g.apps)
-                print(f"{g.name}\t{scope}{' (read all)' if g.read_all else ''}")
+                scope += " (read all)" if g.read_all else ""
+                limit = f"{g.limit[0]:g}/s burst {g.limit[1]:g}" if g.limit else "unlimited"
+                print(f"{g.name}\t{scope}\t{limit}")
         elif args.command == "revoke":
             await store.revoke(args.name)
             print(f"revoked {args.name}")

@@ -337,35 +337,52 @@ class Queue:
 
     async def follow(self, task_id: str) -> AsyncIterator[TaskRecord | TaskEvents]:
         """The task's record and its events, now and after each change (two list-watches,
-        merged). Ends with the terminal record, after the events as they were then."""
+        merged in etcd revision order). Ends with the terminal record, after the events as they
+        were then.
+
+        Bounded for a slow reader: each key keeps only its newest unread value (both are
+        snapshots — a record is the whole task, events the progress and the last lines — so
+        the newest says everything the skipped ones did), at most two values per follower
+        however far behind the reader falls. The terminal record is never skipped."""
         p = sm.partition_of(task_id)
         etcd = self.etcd(p)
-        out: asyncio.Queue[TaskRecord | TaskEvents] = asyncio.Queue()
+        record_key = keys.task(self.root, p, task_id)
+        events_key = keys.events(self.root, p, task_id)
+        unread: dict[bytes, KV] = {}  # key -> its newest value not yet yielded
+        read: dict[bytes, int] = {}  # key -> mod revision of the value last yielded
+        changed = asyncio.Event()
 
-        async def pump(key: bytes, decode: Callable[[bytes], TaskRecord | TaskEvents]) -> None:
+        async def pump(key: bytes) -> None:
             async for item in etcd.list_watch(key):
                 kvs = item.kvs if isinstance(item, Snapshot) else [item.kv]
-                for kv in kvs:
-                    if kv.key == key and kv.value:  # the prefix matches longer keys too
-                        out.put_nowait(decode(kv.value))
+                for kv in kvs:  # the prefix matches longer keys too; a re-list repeats values
+                    if kv.key == key and kv.value and kv.mod_revision > read.get(key, 0):
+                        unread[key] = kv
+                        changed.set()
 
-        pumps = [
-            asyncio.create_task(pump(keys.task(self.root, p, task_id), decode)),
-            asyncio.create_task(
-                pump(keys.events(self.root, p, task_id), TaskEvents.model_validate_json)
-            ),
-        ]
+        pumps = [asyncio.create_task(pump(record_key)), asyncio.create_task(pump(events_key))]
         try:
             while True:
-                item = await out.get()
-                if isinstance(item, TaskRecord) and item.state.terminal:
-                    # The agent writes the last events before the outcome; the two watches may
-                    # deliver them in either order, so read them once more, then end.
-                    kv = await etcd.get(keys.events(self.root, p, task_id))
-                    if kv is not None:
+                await changed.wait()
+                changed.clear()
+                batch = sorted(unread.values(), key=lambda kv: kv.mod_revision)
+                unread.clear()
+                for kv in batch:
+                    if kv.mod_revision <= read.get(kv.key, 0):
+                        continue
+                    read[kv.key] = kv.mod_revision
+                    if kv.key == events_key:
                         yield TaskEvents.model_validate_json(kv.value)
-                    yield item
-                    return
-                yield item
+                        continue
+                    record = decode(kv.value)
+                    if record.state.terminal:
+                        # The agent writes the last events before the outcome; the two watches
+                        # may deliver them in either order, so read them once more, then end.
+                        last = await etcd.get(events_key)
+                        if last is not None and last.mod_revision > read.get(events_key, 0):
+                            yield TaskEvents.model_validate_json(last.value)
+                        yield record
+                        return
+                    yield record
         finally:
             await cancel_and_wait(pumps)

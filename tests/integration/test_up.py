@@ -165,9 +165,13 @@ def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> 
     assert refused.returncode != 0 and "replica_concurrency = 0" in refused.stderr
 
     etcd = {"SPILLOVER_ETCD_ENDPOINTS": config["etcd"]["endpoints"][0]}
-    created = cli("keys", "create", "ci", "--apps", "worker", env=etcd)
+    created = cli("keys", "create", "ci", "--apps", "worker", "--rate", "50", "--burst", "100",
+                  env=etcd)  # fmt: skip
     assert created.returncode == 0 and created.stdout.startswith("sk_")
-    assert cli("keys", "list", env=etcd).stdout.split() == ["ci", "worker"]
+    listed = cli("keys", "list", env=etcd).stdout
+    assert listed.rstrip("\n").split("\t") == ["ci", "worker", "50/s burst 100"]
+    refused = cli("keys", "create", "bad", "--apps", "worker", "--burst", "10", env=etcd)
+    assert refused.returncode != 0 and "give a rate too" in refused.stderr
     assert cli("keys", "revoke", "ci", env=etcd).returncode == 0
     assert cli("keys", "list", env=etcd).stdout == ""
     assert len(cli("keys", "webhook-secret", env=etcd).stdout.strip()) == 64

@@ -44,14 +44,20 @@ async def start_edge(harness_config: Any, **settings: Any) -> Edge:
         region=REGION, regions=REGIONS, etcd=harness_config, port=free_port(),
         **{"auth": False, "blobs": blobs, **settings},
     )  # fmt: skip
-    runner = web.AppRunner(create_app(config))
+    runner = web.AppRunner(create_app(config), keepalive_timeout=config.idle_timeout)
     await runner.setup()
     tls = server_context(config)
     site = web.TCPSite(runner, "127.0.0.1", config.port, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1]
     scheme = "http" if tls is None else "https"
-    return Edge(runner, f"{scheme}://127.0.0.1:{port}", aiohttp.ClientSession())
+    edge = Edge(runner, f"{scheme}://127.0.0.1:{port}", aiohttp.ClientSession())
+
+    async def ready() -> bool:  # as a load balancer would wait (with auth: the keys are read)
+        return (await edge.call("GET", "/readyz", ssl=False))[0] == 200
+
+    await until(ready)
+    return edge
 
 
 @contextlib.asynccontextmanager
@@ -255,11 +261,19 @@ async def test_federation_health_shows_the_live_region_the_silent_one_and_this_e
     assert h["edges"][0]["region"] == REGION
 
 
-async def sse(edge: Edge, task_id: str) -> list[tuple[str, Any]]:
-    """Every event of the task's stream, until the edge ends it."""
+async def sse_text(edge: Edge, task_id: str) -> str:
+    """The task's whole event stream, until the edge ends it."""
     async with edge.http.get(f"{edge.url}/v1/tasks/{task_id}/events") as r:
         assert r.status == 200 and r.content_type == "text/event-stream"
-        text = (await r.read()).decode()
+        return (await r.read()).decode()
+
+
+async def sse(edge: Edge, task_id: str) -> list[tuple[str, Any]]:
+    """Every event of the task's stream, until the edge ends it."""
+    return parse_sse(await sse_text(edge, task_id))
+
+
+def parse_sse(text: str) -> list[tuple[str, Any]]:
     frames = text.strip().split("\n\n")
     events = []
     for f in frames:
@@ -286,6 +300,26 @@ async def test_events_stream_state_progress_and_logs_then_the_final_state(edge: 
     events = await sse(edge, info["id"])
     assert ("log", {"seq": 1, "line": "sleeping 0.3"}) in events
     assert [d["state"] for k, d in events if k == "state"][-1] == "succeeded"
+
+
+async def test_a_stream_outlives_many_keepalives_and_carries_every_event(
+    harness: Harness, edge: Edge
+) -> None:
+    """A 4 s task reporting progress every 0.4 s, read with a keep-alive every 0.2 s: the
+    stream goes on past ~20 keep-alives (it used to end at the first one) and carries each of
+    the ten progress values, then the final state."""
+    fast = await start_edge(harness.etcd_config, sse_keepalive=0.2)
+    try:
+        _, info, _ = await fast.call("POST", "/v1/apps/worker/nap?async=true", json={"seconds": 4})
+        text = await sse_text(fast, info["id"])
+    finally:
+        await fast.http.close()
+        await fast.runner.cleanup()
+    assert text.count(": ping") >= 5
+    events = parse_sse(text)
+    progress = [d["fraction"] for k, d in events if k == "progress"]
+    assert progress == [(i + 1) / 10 for i in range(10)]
+    assert events[-1][0] == "state" and events[-1][1]["state"] == "succeeded"
 
 
 async def test_events_of_an_unknown_task_is_a_json_404(edge: Edge) -> None:

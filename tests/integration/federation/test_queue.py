@@ -11,10 +11,11 @@ import pytest
 from federation import keys
 from federation.errors import Conflict, IdempotencyKeyReused, NotClaimer, NotFound, Unavailable
 from federation.etcd import Etcd
+from federation.events import TaskEvents
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import expire_due, requeue_lost, sweep_retention
-from federation.task import State, TaskError
+from federation.task import State, TaskError, TaskRecord
 from federation.waiters import TaskWaiters
 from tests.factories import task
 from tests.integration.federation.helpers import claim_until, following
@@ -291,3 +292,27 @@ async def test_a_claim_whose_reply_was_lost_is_still_ours(queue: Queue) -> None:
     assert (await queue.get(record.id)).state is State.SUCCEEDED
     await claimer.close()
     await faulty.close()
+
+
+async def test_follow_keeps_only_the_newest_unread_value_for_a_slow_reader(queue: Queue) -> None:
+    """30 progress writes while the reader reads nothing: it then gets the newest events value
+    (not the 30 in turn: the follower holds at most one unread value per key) and the final
+    record, in etcd revision order."""
+    record = task(P)
+    await queue.enqueue(record, b"")
+    events = TaskEvents().with_line("started")
+    await queue.put_events(record.id, events)
+    stream = queue.follow(record.id)
+    try:  # the record and the first events value: both watches are live
+        assert {type(await anext(stream)), type(await anext(stream))} == {TaskRecord, TaskEvents}
+        for i in range(30):
+            events = events.with_progress((i + 1) / 30, f"step {i + 1}")
+            await queue.put_events(record.id, events)
+        await queue.cancel(record.id)
+        await asyncio.sleep(1)  # the watches deliver all of it while the reader sleeps
+        rest = [item async for item in stream]
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    values = [x for x in rest if isinstance(x, TaskEvents)]
+    assert 1 <= len(values) < 30 and values[-1] == events
+    assert rest[-1] == (await queue.get(record.id)) and rest[-1].state is State.CANCELLED
