@@ -10,7 +10,6 @@ import logging
 import math
 from collections.abc import AsyncIterator
 
-import geoip2.database
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -91,8 +90,7 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
     queue = Queue(clusters)
     view = FederationView(clusters.control, clusters.root)
     waiters = TaskWaiters(queue, [r.name for r in config.regions])
-    reader = geoip2.database.Reader(str(config.geoip_db)) if config.geoip_db else None
-    geo = Geolocator(reader)
+    geo = Geolocator.open(config.geoip_db)
     app[CLUSTERS], app[QUEUE], app[VIEW], app[WAITERS] = clusters, queue, view, waiters
     app[CLIENTS] = Clients(config, geo)
     blobs = await stack.enter_async_context(

@@ -41,8 +41,8 @@ class Edge:
 async def start_edge(harness_config: Any, **settings: Any) -> Edge:
     blobs = {"dir": tempfile.mkdtemp(prefix="edge-blobs-")}
     config = EdgeConfig(
-        region=REGION, regions=REGIONS, etcd=harness_config, port=free_port(),
-        **{"auth": False, "blobs": blobs, **settings},
+        region=REGION, etcd=harness_config, port=free_port(),
+        **{"auth": False, "blobs": blobs, "regions": REGIONS, **settings},
     )  # fmt: skip
     runner = web.AppRunner(create_app(config))
     await runner.setup()
