@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from edge import events, openapi, tasks
+from edge import dashboard, events, openapi, tasks
 from edge.auth import admin, authenticate, may_use
 from edge.client import Geolocator
 from edge.config import EdgeConfig
@@ -235,4 +235,5 @@ def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) ->
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get(FS_ROUTE, blob)
+    dashboard.add_routes(app.router)
     return app

@@ -41,7 +41,7 @@ def may_use(request: web.Request, app: str) -> None:
         raise Forbidden(f"key {grant.name!r} is not granted app {app!r}")
 
 
-def admin(request: web.Request) -> None:
+def admin(request: web.Request, what: str = "deploying") -> None:
     grant = request[GRANT]
     if not grant.admin:
-        raise Forbidden(f"key {grant.name!r} is not an admin key; deploying needs one")
+        raise Forbidden(f"key {grant.name!r} is not an admin key; {what} needs one")

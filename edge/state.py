@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 
+from edge.overview import ScalingLog
 from federation import keys
 from federation.apikeys import ApiKeys, Grant
 from federation.apps import AppRegistry
@@ -29,6 +30,7 @@ class FederationView:
         self.heartbeats: dict[str, RegionHeartbeat] = {}
         self.edges: dict[str, EdgeHeartbeat] = {}
         self.grants: dict[str, Grant] = {}  # API key digest -> grant
+        self.scaling = ScalingLog()  # changes of desired replicas seen in the heartbeats
 
     async def follow_apps(self) -> None:
         async for specs in self.registry.follow():
@@ -38,6 +40,7 @@ class FederationView:
         prefix = keys.regions(self.root)
         async for beats in follow(self.control, prefix, _region):
             self.heartbeats = merge(beats.values())
+            self.scaling.record(self.heartbeats, time.time())
 
     async def follow_grants(self) -> None:
         async for grants in ApiKeys(self.control, self.root).follow():

@@ -84,6 +84,7 @@ class Up:
         tmp: Path,
         app: str | None = WORKER_APP,  # None: the bundled demo app
         regions: tuple[str, ...] = ("us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3"),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -97,7 +98,9 @@ class Up:
             (tmp / "app.toml").write_text(app)
             command += ["--app", str(tmp / "app.toml")]
         with self.output.open("wb") as out:
-            self.proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
 
     def wait_up(self, timeout: float = 120) -> set[int]:
         deadline = time.monotonic() + timeout
@@ -106,6 +109,11 @@ class Up:
             assert time.monotonic() < deadline, self.output.read_text()
             time.sleep(0.1)
         return descendants(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -124,9 +132,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def up(tmp_path: Path) -> Iterator[Up]:
     u = Up(tmp_path)
     yield u
-    if u.proc.poll() is None:
-        u.proc.kill()
-        u.proc.wait()
+    u.stop()
 
 
 def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> None:
