@@ -205,7 +205,9 @@ async def blob(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    m, config = request.app[METRICS], request.app[CONFIG]
+    m.regions((r.name for r in config.regions), request.app[VIEW].heartbeats)
+    body = generate_latest(m.registry)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
