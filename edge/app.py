@@ -17,6 +17,7 @@ from edge import dashboard, events, openapi, tasks
 from edge.auth import admin, authenticate, may_use
 from edge.client import Geolocator
 from edge.config import EdgeConfig
+from edge.errors import HTTP_CODES
 from edge.keys import (
     BLOBS,
     CLIENTS,
@@ -64,7 +65,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
+        code = HTTP_CODES.get(e.status, "http_error")
         kept = {
             k: v
             for k, v in e.headers.items()
