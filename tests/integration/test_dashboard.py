@@ -94,6 +94,8 @@ def test_the_dashboard_shows_regions_and_spillover_arrows_without_console_errors
     assert ran - {"us-east-1"}, "nothing spilled over"
     assert errors == []
     assert data["geoip"]["type"] == "GeoLite2-City"
+    edge_log = (tmp_path / "data" / "logs" / "edge.log").read_text()
+    assert "(GeoLite2-City, built 2019-12-24)" in edge_log and "days old" in edge_log
     # The assets are the package's files, with a CSP that keeps the page to them.
     for path, ctype in (("/dashboard", "text/html"), ("/dashboard/world.svg", "image/svg+xml")):
         with urllib.request.urlopen(up3.url + path, timeout=10) as r:
