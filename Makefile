@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint tf checkov unit bench etcd deps clean
+.PHONY: up test lint tf checkov unit bench etcd tools deps clean
 
 # Debian's etcd-server when no etcd is on PATH.
 etcd:
@@ -12,6 +12,19 @@ etcd:
 	  echo "etcd not found: installing Debian's etcd-server"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq etcd-server >/dev/null; }
+
+# The test suite's other outside tools: Debian's chromium, which Playwright drives for the
+# dashboard's browser test (no browser download), and promtool (Debian's prometheus package) for
+# the alert rules' tests. Without recommends for prometheus: promtool is all we need of it.
+tools:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium not found: installing Debian's chromium"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "promtool not found: installing Debian's prometheus"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -53,7 +66,7 @@ checkov:
 	[ -x .venv-checkov/bin/checkov ] || { python3 -m venv .venv-checkov && .venv-checkov/bin/pip install -q checkov; }
 	.venv-checkov/bin/checkov -d terraform/modules --framework terraform --compact --quiet --skip-download
 
-test: lint tf
+test: lint tf tools
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 unit: deps

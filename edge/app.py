@@ -10,15 +10,14 @@ import logging
 import math
 from collections.abc import AsyncIterator
 
-import geoip2.database
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from edge import bodies, events, openapi, tasks
+from edge import bodies, dashboard, events, openapi, tasks
 from edge.auth import admin, authenticate, may_use
 from edge.client import Geolocator
 from edge.config import EdgeConfig
-from edge.errors import BodyTimeout, Overloaded
+from edge.errors import HTTP_CODES, BodyTimeout, Overloaded
 from edge.grants import ApiKeyFollower
 from edge.keys import (
     API_KEYS,
@@ -83,7 +82,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
+        code = HTTP_CODES.get(e.status, "http_error")
         kept = {
             k: v
             for k, v in e.headers.items()
@@ -111,8 +110,7 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
     storage = StorageGuard(clusters, federation_metrics)
     view = FederationView(clusters.control, clusters.root)
     waiters = TaskWaiters(queue, [r.name for r in config.regions])
-    reader = geoip2.database.Reader(str(config.geoip_db)) if config.geoip_db else None
-    geo = Geolocator(reader)
+    geo = Geolocator.open(config.geoip_db)
     app[CLUSTERS], app[QUEUE], app[VIEW], app[WAITERS] = clusters, queue, view, waiters
     app[STORAGE], app[DEPTHS] = storage, Depths(queue)
     app[CLIENTS] = Clients(config, geo)
@@ -240,7 +238,9 @@ async def blob(request: web.Request) -> web.StreamResponse:
 
 async def metrics(request: web.Request) -> web.Response:
     admin(request, "reading the metrics")
-    body = generate_latest(request.app[METRICS].registry)
+    m, config = request.app[METRICS], request.app[CONFIG]
+    m.regions((r.name for r in config.regions), request.app[VIEW].heartbeats)
+    body = generate_latest(m.registry)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
@@ -268,4 +268,5 @@ def create_app(config: EdgeConfig, registry: CollectorRegistry | None = None) ->
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get(FS_ROUTE, blob)
+    dashboard.add_routes(app.router)
     return app

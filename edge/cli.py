@@ -4,9 +4,11 @@ scripts would be (the edge is the federation's one front door)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,8 +28,12 @@ def _edge_arg(ap: argparse.ArgumentParser) -> None:
     )
 
 
-def request(method: str, url: str, body: bytes | None = None, ctype: str = "") -> Any:
-    """One call to the edge; an error response exits with its message, not a traceback."""
+class EdgeError(Exception):
+    """The edge answered an error, or did not answer: the message says which, for a person."""
+
+
+def call(method: str, url: str, body: bytes | None = None, ctype: str = "") -> Any:
+    """One call to the edge, as JSON; its errors as :class:`EdgeError`."""
     headers = {"Content-Type": ctype} if ctype else {}
     if key := os.environ.get("SPILLOVER_API_KEY"):
         headers["Authorization"] = f"Bearer {key}"
@@ -41,9 +47,18 @@ def request(method: str, url: str, body: bytes | None = None, ctype: str = "") -
             message = f"{error['code']}: {error['message']}"
         except (ValueError, KeyError, TypeError):
             message = str(e)
-        sys.exit(f"spillover: {method} {url}: {e.code} {message}")
-    except urllib.error.URLError as e:
-        sys.exit(f"spillover: cannot reach the edge at {url}: {e.reason}")
+        raise EdgeError(f"spillover: {method} {url}: {e.code} {message}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = e.reason if isinstance(e, urllib.error.URLError) else e
+        raise EdgeError(f"spillover: cannot reach the edge at {url}: {reason}") from None
+
+
+def request(method: str, url: str, body: bytes | None = None, ctype: str = "") -> Any:
+    """One call to the edge; an error exits with its message, not a traceback."""
+    try:
+        return call(method, url, body, ctype)
+    except EdgeError as e:
+        sys.exit(str(e))
 
 
 def table(health: dict[str, Any]) -> str:
@@ -79,9 +94,34 @@ def status(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="spillover status", description="Federation health.")
     _edge_arg(ap)
     ap.add_argument("--json", action="store_true", help="print the health JSON instead")
+    ap.add_argument(
+        "--watch", type=float, nargs="?", const=2.0, metavar="SECONDS",
+        help="redraw the table every SECONDS (default 2) until Ctrl-C",
+    )  # fmt: skip
     args = ap.parse_args(argv)
-    health = request("GET", f"{args.edge}/v1/federation/health")
+    url = f"{args.edge}/v1/federation/health"
+    if args.watch is not None:
+        if args.watch <= 0:
+            ap.error(f"--watch {args.watch:g}: must be a number of seconds above 0")
+        with contextlib.suppress(KeyboardInterrupt):
+            watch(url, args.watch)
+        return
+    health = request("GET", url)
     print(json.dumps(health, indent=2) if args.json else table(health))
+
+
+def watch(url: str, every: float) -> None:
+    """The table, redrawn in place; an edge that stops answering is shown, not fatal."""
+    while True:
+        try:
+            text = table(call("GET", url))
+        except EdgeError as e:
+            text = str(e)
+        stamp = time.strftime("%H:%M:%S")
+        # Home the cursor and clear the screen: the table replaces itself, like watch(1).
+        sys.stdout.write(f"\x1b[H\x1b[2J{stamp}  every {every:g} s, Ctrl-C stops\n\n{text}\n")
+        sys.stdout.flush()
+        time.sleep(every)
 
 
 def deploy(argv: list[str] | None = None) -> None:

@@ -42,7 +42,9 @@ class EdgeConfig(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
     etcd: EtcdConfig = EtcdConfig()
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
-    geoip_db: Path | None = None  # a GeoLite2 City database; without one, clients have no location
+    # A GeoLite2 City database. `spillover edge` fills it in when absent (SPILLOVER_GEOIP_DB, a
+    # system database, or the bundled one: edge/client.py); None here means no client location.
+    geoip_db: Path | None = None
     default_sync_timeout: float = Field(default=60, gt=0)  # X-Spillover-Timeout when absent
     max_sync_timeout: float = Field(default=300, gt=0)
     # On shutdown, synchronous waits get this long to finish, then answer 202 with the task id.

@@ -12,6 +12,7 @@ from aiohttp import log as web_log
 from aiohttp import web
 
 from edge.app import create_app
+from edge.client import choose_database
 from edge.config import EdgeConfig
 from edge.tls import server_context
 from federation.topology import load_config
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = load_config(EdgeConfig, args.config, os.environ)
+    # Resolved here, where the environment is read: create_app opens exactly this one.
+    config = config.model_copy(update={"geoip_db": choose_database(config.geoip_db, os.environ)})
     # run_app installs the signal handlers and shuts down through AppRunner.cleanup().
     web.run_app(
         create_app(config), host=config.host, port=config.port,

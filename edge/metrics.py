@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class EdgeMetrics:
@@ -21,3 +23,15 @@ class EdgeMetrics:
             ["app", "code"],
             registry=registry,
         )
+        self.region_up = Gauge(
+            "spillover_region_up",
+            "1 while the region has a live heartbeat in etcd (an agent holds its lease), else 0",
+            ["region"],
+            registry=registry,
+        )
+
+    def regions(self, configured: Iterable[str], live: Iterable[str]) -> None:
+        """Set at each scrape from the edge's view of the heartbeats: never stale."""
+        up = set(live)
+        for name in {*configured, *up}:
+            self.region_up.labels(name).set(1 if name in up else 0)

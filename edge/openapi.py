@@ -6,7 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from edge import headers as headers_rules
+from edge import headers as rules
+from edge.errors import ERROR_CODES
+from edge.overview import Overview
 from federation.appspec import AppSpec
 from federation.health import FederationHealth
 from federation.heartbeat import AppLoad
@@ -30,31 +32,45 @@ def _json(name: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": _ref(name)}}}
 
 
-# What each error status may mean (the JSON's code); 429 and 503 carry Retry-After.
-_MEANING = {
-    400: "bad_request: a header, parameter or body broke a rule (the message names it)",
-    401: "unauthorized: no API key, or an unknown or revoked one",
-    403: "forbidden: the key does not cover the app or operation",
-    408: "body_timeout: the body did not arrive in time (the connection is closed)",
-    413: "payload_too_large",
-    429: "rate_limited (the key's rate) or queue_full (the app's max_depth)",
-    503: "unavailable (etcd, or this edge cannot check keys), storage_full, or overloaded "
-    "(this edge's max_connections): retry after Retry-After",
-}
-_RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
-
-
 def _errors(*codes: int) -> dict[str, Any]:
-    """The given statuses, and those every request under /v1/ may get (auth, limits)."""
-    every = (400, 401, 403, 429, 503)
+    return {str(c): _error(c) for c in codes}
+
+
+def _error(status: int) -> dict[str, Any]:
+    headers = {}
+    if status in (429, 503):
+        headers["Retry-After"] = _header("Seconds after which a retry may succeed")
+    if status == 401:
+        headers["WWW-Authenticate"] = _header('Bearer realm="spillover"')
+    if status == 405:
+        headers["Allow"] = _header("The route's methods")
     return {
-        str(c): {
-            "description": _MEANING.get(c, "error"),
-            **_json("ErrorBody"),
-            **({"headers": _RETRY_AFTER} if c in (429, 503) else {}),
-        }
-        for c in sorted({*codes, *every})
+        "description": "error",
+        **_json("ErrorBody"),
+        **({"headers": headers} if headers else {}),
     }
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}}
+
+
+# On every answer about a task (submit, status, result, cancel).
+TASK_HEADERS = {
+    "X-Spillover-Task-Id": _header("The task's id"),
+    "X-Spillover-Region": _header("Where the task ran (once it started)"),
+    "X-Spillover-Home-Region": _header("The task's home region"),
+    "Server-Timing": _header("queue;dur=<ms>, run;dur=<ms>"),
+}
+STILL_RUNNING = {
+    "Location": _header("/v1/tasks/{id}"),
+    "Retry-After": _header("Seconds before asking again"),
+}
+# Every /v1/ route: no key or an unknown one is 401; keys without the app or admin get 403.
+KEYED = (401, 403)
+# And what any request under /v1/ may meet before its route runs: a header breaking its rule
+# (400), the key's rate (429), this edge's request cap or stale keys (503).
+EVERY_V1 = (400, *KEYED, 429, 503)
 
 
 def _task_headers(regions: list[str], max_wait: float) -> list[dict[str, Any]]:
@@ -64,7 +80,7 @@ def _task_headers(regions: list[str], max_wait: float) -> list[dict[str, Any]]:
     headers = {
         "X-Spillover-Region": (
             "Hard pin: a region, or a comma list of allowed regions",
-            {"type": "string", "pattern": region_list, "maxLength": headers_rules.MAX_REGIONS},
+            {"type": "string", "pattern": region_list, "maxLength": rules.MAX_REGIONS},
         ),
         "X-Spillover-Prefer-Region": (
             "Soft pin: the home region; the task may still spill over",
@@ -78,27 +94,32 @@ def _task_headers(regions: list[str], max_wait: float) -> list[dict[str, Any]]:
             "Seconds a synchronous call waits before answering 202",
             {"type": "number", "minimum": 0, "maximum": max_wait},
         ),
-        "X-Spillover-Webhook": (
-            "An https URL the final status is POSTed to, signed",
-            {
-                "type": "string",
-                "format": "uri",
-                "pattern": "^https://[!-~]+$",
-                "maxLength": headers_rules.MAX_WEBHOOK,
-            },
-        ),
         "Idempotency-Key": (
-            "A retried submit with the same key and app returns the same task",
+            "A retried submit with the same key (of the same API key) returns the same task; "
+            "the same key for another request is 422",
             {
                 "type": "string",
                 "pattern": "^[ -~]+$",
                 "minLength": 1,
-                "maxLength": headers_rules.MAX_IDEMPOTENCY_KEY,
+                "maxLength": rules.MAX_IDEMPOTENCY_KEY,
             },
         ),
         "Prefer": (
             "RFC 7240 preferences; respond-async: answer 202 at once (others are ignored)",
-            {"type": "string", "pattern": "^[ -~]*$", "maxLength": headers_rules.MAX_PREFER},
+            {"type": "string", "pattern": "^[ -~]*$", "maxLength": rules.MAX_PREFER},
+        ),
+        "X-Spillover-Webhook": (
+            "An https URL that gets the final status, signed (X-Spillover-Signature)",
+            {
+                "type": "string",
+                "format": "uri",
+                "pattern": "^https://[!-~]+$",
+                "maxLength": rules.MAX_WEBHOOK,
+            },
+        ),
+        "X-Forwarded-For": (
+            "The client's address, believed only from a trusted proxy (geolocation)",
+            {"type": "string"},
         ),
     }
     return [
@@ -109,7 +130,7 @@ def _task_headers(regions: list[str], max_wait: float) -> list[dict[str, Any]]:
 
 def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (TaskStatus, AppSpec, AppLoad, FederationHealth, ErrorBody):
+    for model in (TaskStatus, AppSpec, AppLoad, FederationHealth, Overview, ErrorBody):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -126,10 +147,8 @@ def _components() -> dict[str, Any]:
         "required": ["apps"],
         "properties": {"apps": {"type": "array", "items": _ref("AppInfo")}},
     }
-    # Every /v1/ route needs a key when the edge runs with auth (the default); the probes,
-    # metrics and this document are open (``security: []``).
-    bearer = {"type": "http", "scheme": "bearer", "description": "an API key: sk_..."}
-    return {"schemas": schemas, "securitySchemes": {"apikey": bearer}}
+    bearer = {"type": "http", "scheme": "bearer", "description": "an API key (spillover keys)"}
+    return {"schemas": schemas, "securitySchemes": {"apiKey": bearer}}
 
 
 def _name(param: str, pattern: str) -> dict[str, Any]:
@@ -153,156 +172,119 @@ def spec(regions: list[str], max_wait: float) -> dict[str, Any]:
         *_task_headers(regions, max_wait),
         {"name": "async", "in": "query", "required": False, "schema": {"type": "boolean"}},
     ]
-    task_status = {"description": "task status", **_json("TaskStatus")}
+    task_status = {"description": "task status", **_json("TaskStatus"), "headers": TASK_HEADERS}
+    running = {**task_status, "headers": {**TASK_HEADERS, **STILL_RUNNING}}
+    result = {"description": "the handler's result", "content": {"*/*": {"schema": {}}},
+              "headers": TASK_HEADERS}  # fmt: skip
+    wait = {"name": "wait", "in": "query", "required": False,
+            "schema": {"type": "number", "minimum": 0, "maximum": max_wait}}  # fmt: skip
+    html = {"content": {"text/html": {"schema": {"type": "string"}}}}
+    asset = {"content": {t: {"schema": {"type": "string"}}
+                         for t in ("text/javascript", "text/css", "image/svg+xml")}}  # fmt: skip
+    asset_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    paths: dict[str, Any] = {
+        "/v1/apps/{app}/{function}": {"post": {
+            "summary": "Submit a task (synchronous unless asked otherwise)",
+            "parameters": submit_params,
+            "requestBody": {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"200": result, "202": running, **_errors(
+                400, *KEYED, 404, 408, 409, 413, 415, 422, 429, 500, 502, 503, 504)},
+        }},
+        "/v1/tasks/{id}": {
+            "get": {"summary": "Task status", "parameters": [TASK],
+                    "responses": {"200": task_status, **_errors(*KEYED, 404, 503)}},
+            "delete": {"summary": "Cancel", "parameters": [TASK],
+                       "responses": {"200": task_status, **_errors(*KEYED, 404, 409, 503)}},
+        },
+        "/v1/tasks/{id}/result": {"get": {
+            "summary": "The result, waiting up to ?wait= seconds",
+            "parameters": [TASK, wait],
+            "responses": {"200": result, "202": running,
+                          **_errors(400, *KEYED, 404, 409, 500, 502, 503, 504)},
+        }},
+        "/v1/tasks/{id}/events": {"get": {
+            "summary": "Server-sent events: state, progress and log, then the final state",
+            "parameters": [TASK],
+            "responses": {"200": {"description": "an event stream", "content": {
+                "text/event-stream": {"schema": {"type": "string"}}}},
+                **_errors(*KEYED, 404, 503)},
+        }},
+        "/v1/apps": {"get": {
+            "summary": "Deployed apps (those the key is granted)",
+            "responses": {"200": {"description": "apps", **_json("AppList")}, **_errors(401, 503)},
+        }},
+        "/v1/apps/{app}": {
+            "put": {
+                "summary": "Deploy or update (spillover.toml, or its JSON); admin key",
+                "parameters": [APP],
+                "requestBody": {"content": {
+                    "text/plain": {"schema": {"type": "string", "description": "spillover.toml"}},
+                    "application/json": {"schema": {"type": "object"}},
+                }},
+                "responses": {"200": {"description": "updated", **_json("AppSpec")},
+                              "201": {"description": "deployed", **_json("AppSpec")},
+                              **_errors(400, *KEYED, 413, 422, 503)},
+            },
+            "get": {"summary": "Spec, replicas and queue per region", "parameters": [APP],
+                    "responses": {"200": {"description": "the app", **_json("AppInfo")},
+                                  **_errors(*KEYED, 404, 503)}},
+            "delete": {"summary": "Remove; admin key", "parameters": [APP],
+                       "responses": {"204": {"description": "removed"},
+                                     **_errors(*KEYED, 404, 503)}},
+        },
+        "/v1/federation/health": {"get": {
+            "summary": "Federation health, from what regions and edges publish in etcd",
+            "responses": {"200": {"description": "health", **_json("FederationHealth")},
+                          **_errors(401)},
+        }},
+        "/v1/federation/dashboard": {"get": {
+            "summary": "What /dashboard shows: health on a map, flows, decisions; admin key",
+            "responses": {"200": {"description": "the dashboard's data", **_json("Overview")},
+                          **_errors(*KEYED)},
+        }},
+        "/dashboard": {"get": {
+            "summary": "The live dashboard page (static; its data needs an admin key)",
+            "responses": {"200": {"description": "HTML", **html}},
+        }},
+        "/dashboard/{name}": {"get": {
+            "summary": "The dashboard's script, styles and map",
+            "parameters": [asset_name],
+            "responses": {"200": {"description": "a static file", **asset}, **_errors(404)},
+        }},
+        "/healthz": {"get": {"summary": "Liveness",
+                             "responses": {"200": {"description": "alive"}}}},
+        "/readyz": {"get": {
+            "summary": "Readiness: etcd reachable and (with auth) the API keys current",
+            "responses": {
+            "200": {"description": "ready"},
+            "503": {"description": "not ready", "headers": {"Retry-After": _header("seconds")}},
+        }}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics; an admin key when the edge runs with auth",
+            "responses": {"200": {
+                "description": "text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }, **_errors(400, *KEYED)},
+        }},
+        "/openapi.json": {"get": {
+            "summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}},
+        }},
+    }  # fmt: skip
+    for path, operations in paths.items():
+        if path.startswith("/v1/") or path == "/metrics":
+            for op in operations.values():
+                # A key, or none where the edge runs with auth = false (local development).
+                op["security"] = [{"apiKey": []}, {}]
+                if path.startswith("/v1/"):
+                    op["responses"].update({str(c): _error(c) for c in EVERY_V1
+                                            if str(c) not in op["responses"]})  # fmt: skip
     return {
         "openapi": "3.0.3",
         "info": {"title": "Spillover edge", "version": "1"},
-        "security": [{"apikey": []}],
-        "paths": {
-            "/v1/apps/{app}/{function}": {
-                "post": {
-                    "summary": "Submit a task (synchronous unless asked otherwise)",
-                    "parameters": submit_params,
-                    "requestBody": {
-                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "the handler's result",
-                            "content": {"*/*": {"schema": {}}},
-                        },
-                        "202": task_status,
-                        **_errors(404, 408, 409, 413, 415, 422, 500, 502, 504),
-                    },
-                }
-            },
-            "/v1/tasks/{id}": {
-                "get": {
-                    "summary": "Task status",
-                    "parameters": [TASK],
-                    "responses": {"200": task_status, **_errors(404, 503)},
-                },
-                "delete": {
-                    "summary": "Cancel",
-                    "parameters": [TASK],
-                    "responses": {"200": task_status, **_errors(404, 409, 503)},
-                },
-            },
-            "/v1/tasks/{id}/result": {
-                "get": {
-                    "summary": "The result, waiting up to ?wait= seconds",
-                    "parameters": [
-                        TASK,
-                        {
-                            "name": "wait",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "number", "minimum": 0, "maximum": max_wait},
-                        },
-                    ],
-                    "responses": {
-                        "200": {"description": "the result", "content": {"*/*": {"schema": {}}}},
-                        "202": task_status,
-                        **_errors(400, 404, 409, 500, 502, 503, 504),
-                    },
-                }
-            },
-            "/v1/tasks/{id}/events": {
-                "get": {
-                    "summary": "Server-sent events: state, progress and log, then the final state",
-                    "parameters": [TASK],
-                    "responses": {
-                        "200": {
-                            "description": "an event stream",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                        },
-                        **_errors(403, 404, 503),
-                    },
-                }
-            },
-            "/v1/apps": {
-                "get": {
-                    "summary": "Deployed apps",
-                    "responses": {"200": {"description": "apps", **_json("AppList")}, **_errors()},
-                }
-            },
-            "/v1/apps/{app}": {
-                "put": {
-                    "summary": "Deploy or update (spillover.toml, or its JSON)",
-                    "parameters": [APP],
-                    "requestBody": {
-                        "content": {
-                            "text/plain": {
-                                "schema": {"type": "string", "description": "spillover.toml"}
-                            },
-                            "application/json": {"schema": {"type": "object"}},
-                        }
-                    },
-                    "responses": {
-                        "200": {"description": "updated", **_json("AppSpec")},
-                        "201": {"description": "deployed", **_json("AppSpec")},
-                        **_errors(408, 413, 422),
-                    },
-                },
-                "get": {
-                    "summary": "Spec, replicas and queue per region",
-                    "parameters": [APP],
-                    "responses": {
-                        "200": {"description": "the app", **_json("AppInfo")},
-                        **_errors(404, 503),
-                    },
-                },
-                "delete": {
-                    "summary": "Remove",
-                    "parameters": [APP],
-                    "responses": {"204": {"description": "removed"}, **_errors(404, 503)},
-                },
-            },
-            "/v1/federation/health": {
-                "get": {
-                    "summary": "Federation health, from what regions and edges publish in etcd",
-                    "responses": {
-                        "200": {"description": "health", **_json("FederationHealth")},
-                        **_errors(),
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness",
-                    "security": [],
-                    "responses": {"200": {"description": "alive"}},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness: etcd reachable and (with auth) the API keys current",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "ready"},
-                        "503": {"description": "not ready"},
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "security": [],
-                    "responses": {
-                        "200": {
-                            "description": "text format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document",
-                    "security": [],
-                    "responses": {"200": {"description": "OpenAPI 3"}},
-                }
-            },
-        },
+        "paths": paths,
         "components": _components(),
+        "x-spillover-error-codes": [
+            {"code": code, "status": status, "meaning": meaning}
+            for code, (status, meaning) in ERROR_CODES.items()
+        ],
     }

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 
+from edge.overview import ScalingLog
 from federation import keys
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec
@@ -27,6 +28,7 @@ class FederationView:
         self.apps: dict[str, AppSpec] = {}
         self.heartbeats: dict[str, RegionHeartbeat] = {}
         self.edges: dict[str, EdgeHeartbeat] = {}
+        self.scaling = ScalingLog()  # changes of desired replicas seen in the heartbeats
 
     async def follow_apps(self) -> None:
         async for specs in self.registry.follow():
@@ -36,6 +38,7 @@ class FederationView:
         prefix = keys.regions(self.root)
         async for beats in follow(self.control, prefix, _region):
             self.heartbeats = merge(beats.values())
+            self.scaling.record(self.heartbeats, time.time())
 
     async def follow_edges(self) -> None:
         async for beats in follow(self.control, keys.edges(self.root), _edge):

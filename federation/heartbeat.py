@@ -3,9 +3,9 @@ and the autoscaler read it. A region with no agent's key left (leases expired) i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AppLoad(BaseModel):
@@ -20,6 +20,8 @@ class AppLoad(BaseModel):
     queue_depth: int  # queued tasks this region may take now
     oldest_wait_ms: float
     requests_per_second: float = 0.0  # tasks started since the agent's previous beat, per s
+    # Of those, the ones homed in another region, per s by home region: the spillover flows.
+    spilled_in: dict[str, float] = Field(default_factory=dict)
 
 
 class RegionHeartbeat(BaseModel):
@@ -70,6 +72,7 @@ def _merged(beats: list[RegionHeartbeat]) -> RegionHeartbeat:
             queue_depth=max(a.queue_depth for a in ls),
             oldest_wait_ms=max(a.oldest_wait_ms for a in ls),
             requests_per_second=sum(a.requests_per_second for a in ls),
+            spilled_in=_summed(a.spilled_in for a in ls),
         )
         for app, ls in sorted(loads.items())
     )
@@ -78,3 +81,25 @@ def _merged(beats: list[RegionHeartbeat]) -> RegionHeartbeat:
         update={"agent": ",".join(b.agent for b in beats), "at": max(b.at for b in beats),
                 "apps": apps}
     )  # fmt: skip
+
+
+def _summed(rates: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for r in rates:
+        for home, rate in r.items():
+            total[home] = round(total.get(home, 0.0) + rate, 2)
+    return dict(sorted(total.items()))
+
+
+def spilled_in(
+    before: Mapping[str, int], after: Mapping[str, int], region: str, seconds: float
+) -> dict[str, float]:
+    """Tasks per second that ``region`` started from each other home region over a window, from
+    its counts of started tasks by home region at the window's start and end."""
+    if seconds <= 0:
+        return {}
+    return {
+        home: round((n - before.get(home, 0)) / seconds, 2)
+        for home, n in sorted(after.items())
+        if home != region and n > before.get(home, 0)
+    }

@@ -37,7 +37,6 @@ from federation.keys import DEFAULT_ROOT
 from federation.proc import die_with_parent
 
 DEFAULT_REGIONS = ["us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3", "ap-south-1=19.1,72.9"]
-GEOIP_PATHS = ("/usr/share/GeoIP/GeoLite2-City.mmdb", "/var/lib/GeoIP/GeoLite2-City.mmdb")
 APP = Path("examples/demo/spillover.toml")
 # etcd's --quota-backend-bytes here, and what the edge and agents measure its space against.
 QUOTA = 2 << 30
@@ -60,13 +59,6 @@ def parse_region(text: str) -> Region:
     if not re.fullmatch(NAME_PATTERN, name) or not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise argparse.ArgumentTypeError(f"{text!r}: a region name and lat/lon in range")
     return Region(name, lat, lon)
-
-
-def geoip_db() -> str | None:
-    """A real GeoLite2 City database when one is installed; without it clients have no location
-    and get the edge's own region as home."""
-    candidates = [os.environ.get("SPILLOVER_GEOIP_DB", ""), *GEOIP_PATHS]
-    return next((c for c in candidates if c and Path(c).is_file()), None)
 
 
 def write_configs(
@@ -100,8 +92,6 @@ def write_configs(
         "etcd": etcd,
         "blobs": {"dir": str((data / "blobs" / "edge-0").resolve())},
     }
-    if db := geoip_db():
-        edge["geoip_db"] = db
     files["edge"] = data / "edge.toml"
     files["edge"].write_text(tomli_w.dumps(edge))
     return files
@@ -231,7 +221,8 @@ Spillover is up: {len(regions)} regions ({names}), one edge at {edge_url}
   spillover status
 
 Metrics: {edge_url}/metrics, regions {metrics}
-GeoIP: {geoip_db() or "no GeoLite2 City database found (set SPILLOVER_GEOIP_DB)"}
+Dashboard: {edge_url}/dashboard
+GeoIP: the edge's log says which database places clients ({data}/logs/edge.log)
 Logs and data: {data}/   Ctrl-C stops everything.{keyed}
 """
 

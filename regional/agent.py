@@ -23,7 +23,7 @@ from federation.blobs import BlobStore
 from federation.blobs.sweep import run_sweeper
 from federation.errors import Unavailable
 from federation.etcd import Snapshot, follow
-from federation.heartbeat import AppLoad, RegionHeartbeat, merge
+from federation.heartbeat import AppLoad, RegionHeartbeat, merge, spilled_in
 from federation.placement import ClaimRules, claim_order, next_eligible_at
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
@@ -73,6 +73,7 @@ class Agent:
         self.live_regions: set[str] = set()
         self.regions: dict[str, RegionHeartbeat] = {}  # every region's agents, merged
         self._beaten: dict[str, tuple[float, int]] = {}  # app: (last beat, pool.started then)
+        self._beaten_from: dict[str, dict[str, int]] = {}  # app: pool.started_from then
         self.blobs: BlobStore | None = None  # open while run() runs
         self.capacity: AsgCapacity | None = None  # the region's node group, if it scales nodes
 
@@ -262,6 +263,8 @@ class Agent:
             then, started = self._beaten.get(name, (now, r.pool.started))
             self._beaten[name] = (now, r.pool.started)
             rate = (r.pool.started - started) / (now - then) if now > then else 0.0
+            before = self._beaten_from.get(name, r.pool.started_from)
+            self._beaten_from[name] = dict(r.pool.started_from)
             waiting = claim_order(r.view.entries.values(), self.rules(r.spec), now)
             oldest = min((e.record.created_at for e in waiting), default=now)
             ready = r.pool.ready_replicas
@@ -276,6 +279,9 @@ class Agent:
                     queue_depth=len(waiting),
                     oldest_wait_ms=round((now - oldest) * 1000, 1),
                     requests_per_second=round(rate, 2),
+                    spilled_in=spilled_in(
+                        before, r.pool.started_from, self.config.name, now - then
+                    ),
                 )
             )
         c = self.config

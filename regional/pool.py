@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from typing import Any
 
 import grpc
@@ -64,6 +65,7 @@ class Pool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping: set[str] = set()  # replicas a stop was sent to
         self.started = 0  # tasks dispatched, ever: the autoscaler's request rate
+        self.started_from: Counter[str] = Counter()  # the same, by home partition
 
     # -- capacity ----------------------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class Pool:
             return
         replica.busy += 1
         self.started += 1
+        self.started_from[claim.record.partition] += 1
         self.metrics.started(claim.record)
         task = self._spawn(self._run(claim, replica), f"task-{claim.record.id}")
         self.running[claim.record.id] = (task, replica)

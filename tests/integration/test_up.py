@@ -86,6 +86,7 @@ class Up:
         app: str | None = WORKER_APP,  # None: the bundled demo app
         regions: tuple[str, ...] = ("us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3"),
         *flags: str,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -99,7 +100,9 @@ class Up:
             (tmp / "app.toml").write_text(app)
             command += ["--app", str(tmp / "app.toml")]
         with self.output.open("wb") as out:
-            self.proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
 
     def wait_up(self, timeout: float = 120) -> set[int]:
         deadline = time.monotonic() + timeout
@@ -108,6 +111,11 @@ class Up:
             assert time.monotonic() < deadline, self.output.read_text()
             time.sleep(0.1)
         return descendants(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -122,13 +130,38 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.run(command, capture_output=True, text=True, timeout=60, env=environ)
 
 
+def watched(edge_url: str, out: Path, redraws: int, timeout: float = 60) -> str:
+    """`spillover status --watch` until it has drawn ``redraws`` times, then Ctrl-C (SIGINT):
+    it must stop at once and cleanly."""
+    command = [sys.executable, "-m", "federation.cli", "status", "--watch", "0.2",
+               "--edge", edge_url]  # fmt: skip
+    with out.open("w") as f:
+        proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while out.read_text().count("Ctrl-C stops") < redraws:
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out.read_text()
+
+
+def test_status_watch_redraws_while_the_edge_is_down_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    text = watched(f"http://127.0.0.1:{free_port()}", tmp_path / "watch.txt", redraws=3)
+    assert text.count("cannot reach the edge") >= 3 and "Traceback" not in text
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
     u = Up(tmp_path)
     yield u
-    if u.proc.poll() is None:
-        u.proc.kill()
-        u.proc.wait()
+    u.stop()
 
 
 def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> None:
@@ -155,6 +188,7 @@ def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> 
     ]  # fmt: skip
     status = cli("status", "--edge", up.url)
     assert "federation: ok" in status.stdout and "eu-west-1" in status.stdout
+    assert watched(up.url, up.output.parent / "watch.txt", 2).count("federation: ok") >= 2
     spec = up.output.parent / "other.toml"
     spec.write_text(WORKER_APP.replace('"worker"', '"other"'))
     deploy = cli("deploy", str(spec), "--edge", up.url)

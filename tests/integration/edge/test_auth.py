@@ -159,3 +159,17 @@ async def test_keys_are_stored_hashed_and_a_revoked_key_stops_at_once(
         return (await edge.call("GET", "/v1/apps/worker", headers=bearer(key)))[0] == 401
 
     await until(refused, timeout=5)
+
+
+async def test_the_dashboards_data_needs_an_admin_key_and_its_page_holds_none(
+    edge: Edge, store: ApiKeys
+) -> None:
+    user = await store.create(Grant(name="user", apps=("*",)))
+    root = await store.create(Grant(name="root", admin=True))
+    assert (await edge.call("GET", "/v1/federation/dashboard"))[0] == 401
+    status, body, _ = await edge.call("GET", "/v1/federation/dashboard", headers=bearer(user))
+    assert status == 403 and "the dashboard needs one" in body["error"]["message"]
+    status, body, _ = await edge.call("GET", "/v1/federation/dashboard", headers=bearer(root))
+    assert status == 200 and "us-east-1" in {r["name"] for r in body["regions"]}
+    status, page, _ = await edge.call("GET", "/dashboard")  # static, open: the data is not
+    assert status == 200 and b'<svg id="map"' in page

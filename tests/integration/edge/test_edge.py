@@ -41,8 +41,8 @@ class Edge:
 async def start_edge(harness_config: Any, **settings: Any) -> Edge:
     blobs = {"dir": tempfile.mkdtemp(prefix="edge-blobs-")}
     config = EdgeConfig(
-        region=REGION, regions=REGIONS, etcd=harness_config, port=free_port(),
-        **{"auth": False, "blobs": blobs, **settings},
+        region=REGION, etcd=harness_config, port=free_port(),
+        **{"auth": False, "blobs": blobs, "regions": REGIONS, **settings},
     )  # fmt: skip
     runner = web.AppRunner(create_app(config), keepalive_timeout=config.idle_timeout)
     await runner.setup()
@@ -205,6 +205,8 @@ async def test_health_ready_and_metrics(edge: Edge) -> None:
     assert status == 200
     assert b'spillover_tasks_submitted_total{app="worker",region="us-east-1"} 1.0' in text
     assert b'spillover_etcd_request_seconds_count{op="txn"}' in text
+    assert b'spillover_region_up{region="us-east-1"} 1.0' in text  # the agent beats
+    assert b'spillover_region_up{region="eu-west-1"} 0.0' in text  # configured, no agent
 
 
 async def test_etcd_down_is_503_with_retry_after_and_nothing_acknowledged(

@@ -36,9 +36,10 @@ def test_the_fullest_member_decides() -> None:
 def test_a_level_changes_only_across_a_watermark(ratios: list[float]) -> None:
     lvl = Level.OK
     for r in ratios:
-        new = level(space((round(r * 100), 0)), lvl, 0.8, 0.7)
+        s = space((round(r * 100), 0))
+        new = level(s, lvl, 0.8, 0.7)
         if new is not lvl:
-            assert (new is Level.HIGH and r >= 0.8) or (new is Level.OK and r < 0.7)
+            assert (new is Level.HIGH and s.ratio >= 0.8) or (new is Level.OK and s.ratio < 0.7)
         lvl = new
 
 
