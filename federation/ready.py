@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from federation import keys
 from federation.etcd import Event, Snapshot
 from federation.placement import ClaimRules, ReadyEntry, claim_order
-from federation.queue import Claim, Claimer, Queue, decode
+from federation.queue import MAX_BATCH, Claim, Claimer, Queue, decode
 
 
 class ReadyView:
@@ -61,13 +61,16 @@ class ReadyView:
         rank: int = 0,
         n_claimers: int = 1,
     ) -> list[Claim]:
-        """Claim up to ``n`` tasks in claim order (never more: no prefetch)."""
+        """Claim up to ``n`` tasks in claim order (never more: no prefetch), at most
+        ``MAX_BATCH`` per call: the caller claims again while it has free slots."""
         if n <= 0:
             return []
         rules = rules or ClaimRules(claimer.region)
+        # At most one claim txn's worth: every entry in ``order`` is tried (and so dropped
+        # below); an entry dropped untried would never come back, its task queued for good.
         order = claim_order(
             self.entries.values(), rules, self.queue.clock(), rank=rank, n_claimers=n_claimers
-        )[:n]
+        )[: min(n, MAX_BATCH)]
         by_partition: dict[str, list[ReadyEntry]] = {}
         for e in order:
             by_partition.setdefault(e.record.partition, []).append(e)
