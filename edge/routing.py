@@ -13,15 +13,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from federation.errors import SpilloverError
+from federation.errors import BadRequest
 
 Point = tuple[float, float]  # (lat, lon) in degrees
 _NAME = re.compile(r"^[a-z0-9-]{1,63}$")
-
-
-class BadRequest(SpilloverError):
-    status = 400
-    code = "bad_request"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from aiohttp import web
 from edge import bodies
 from edge.auth import may_use
 from edge.keys import BLOBS, CLIENTS, CLUSTERS, CONFIG, DRAINING, METRICS, QUEUE, VIEW, WAITERS
-from edge.routing import BadRequest, Point, fallbacks, place
+from edge.routing import Point, fallbacks, place
 from federation.aio import cancel_and_wait
-from federation.errors import SpilloverError, Unreachable
+from federation.errors import BadRequest, SpilloverError, Unreachable
 from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
 from federation.waiters import until_finished
 

@@ -21,6 +21,13 @@ class SpilloverError(Exception):
         self.retry_after = retry_after
 
 
+class BadRequest(SpilloverError):
+    """A header, parameter or body the API does not accept; the message names which."""
+
+    status = 400
+    code = "bad_request"
+
+
 class InvalidConfig(SpilloverError):
     """An app spec or component config broke a rule; the message names key, value and rule."""
 
@@ -80,6 +87,13 @@ class RateLimited(SpilloverError):
     status = 429
     code = "rate_limited"
     retryable = True
+
+
+class IdempotencyKeyReused(SpilloverError):
+    """The Idempotency-Key was used before for another app, function or body."""
+
+    status = 422
+    code = "idempotency_key_reused"
 
 
 class PayloadTooLarge(SpilloverError):
