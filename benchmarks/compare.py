@@ -2,7 +2,7 @@
 Worker concurrency is equal on both sides (4 slots: one replica of replica_concurrency 4 against
 a prefork worker of 4 processes); each side runs its defaults unless a row says otherwise.
 
-    spillover bench all | dispatch | throughput | hol | loss | memory | scaleup | payload
+    spillover bench all | dispatch | throughput | hol | loss | memory | scaleup | payload | client
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.client import client
 from benchmarks.payload import payload
 from benchmarks.regional import pct
 from benchmarks.report import SLOTS, Report
@@ -404,7 +405,9 @@ BENCHES: dict[str, Callable[[Path, Report], Awaitable[None]]] = {
     "memory": memory,
     "scaleup": scaleup,
     "payload": payload,
+    "client": client,
 }
+SPILLOVER_ONLY = frozenset({"client"})  # no Celery side: nothing to install for them
 
 
 def median(xs: list[float]) -> float | None:
