@@ -3,7 +3,7 @@ Worker concurrency is equal on both sides (4 slots: one replica of replica_concu
 a prefork worker of 4 processes); each side runs its defaults unless a row says otherwise.
 
     spillover bench all | dispatch | throughput | hol | loss | memory | scaleup | payload
-                        | overload | backlog
+                        | overload | backlog | client
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.backpressure import backlog, overload
+from benchmarks.client import client
 from benchmarks.payload import payload
 from benchmarks.regional import pct
 from benchmarks.report import SLOTS, Report
@@ -408,7 +409,9 @@ BENCHES: dict[str, Callable[[Path, Report], Awaitable[None]]] = {
     "payload": payload,
     "overload": overload,
     "backlog": backlog,
+    "client": client,
 }
+SPILLOVER_ONLY = frozenset({"client"})  # no Celery side: nothing to install for them
 
 
 def median(xs: list[float]) -> float | None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from regional.streams import Body, stream
+from spillover import Body, stream
 
 
 def run(key: str, seconds: float) -> dict[str, float]:

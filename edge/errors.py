@@ -9,13 +9,6 @@ from __future__ import annotations
 from federation.errors import SpilloverError, Unavailable
 
 
-class BadRequest(SpilloverError):
-    """A header, parameter or path segment broke a rule; the message names it and the rule."""
-
-    status = 400
-    code = "bad_request"
-
-
 class BodyTimeout(SpilloverError):
     """The client did not send its body in time (``body_timeout``, ``body_min_rate``). The
     connection is closed after the answer: the rest of the body is never read."""

@@ -15,8 +15,7 @@ from collections.abc import Mapping
 
 import yarl
 
-from edge.errors import BadRequest
-from federation.errors import Unauthorized
+from federation.errors import BadRequest, Unauthorized
 
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 _NAME = r"[a-z0-9-]{1,63}"

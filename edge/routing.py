@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edge.errors import BadRequest
+from federation.errors import BadRequest
 
 Point = tuple[float, float]  # (lat, lon) in degrees
 _NAME = re.compile(r"[a-z0-9-]{1,63}")

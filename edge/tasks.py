@@ -14,7 +14,6 @@ from aiohttp import web
 
 from edge import bodies, headers
 from edge.auth import may_read, may_use
-from edge.errors import BadRequest
 from edge.keys import (
     BLOBS,
     CLIENTS,
@@ -33,7 +32,14 @@ from edge.routing import Point, fallbacks, place
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from federation.blobs import BlobRef
-from federation.errors import QueueFull, SpilloverError, StorageFull, Unavailable, Unreachable
+from federation.errors import (
+    BadRequest,
+    QueueFull,
+    SpilloverError,
+    StorageFull,
+    Unavailable,
+    Unreachable,
+)
 from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
 from federation.waiters import until_finished
 

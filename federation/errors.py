@@ -21,6 +21,13 @@ class SpilloverError(Exception):
         self.retry_after = retry_after
 
 
+class BadRequest(SpilloverError):
+    """A header, parameter or body the API does not accept; the message names which."""
+
+    status = 400
+    code = "bad_request"
+
+
 class InvalidConfig(SpilloverError):
     """An app spec or component config broke a rule; the message names key, value and rule."""
 

@@ -18,7 +18,7 @@ from federation import keys
 from federation.errors import Unavailable
 from federation.etcd import KV, Compacted, Etcd, Event
 from federation.placement import ClaimRules, ReadyEntry, claim_order
-from federation.queue import Claim, Claimer, Queue, decode
+from federation.queue import MAX_BATCH, Claim, Claimer, Queue, decode
 from federation.task import TaskRecord
 
 HEAD = 1000  # entries held per partition (~1 KiB each)
@@ -226,24 +226,30 @@ class ReadyView:
         rank: int = 0,
         n_claimers: int = 1,
     ) -> list[Claim]:
-        """Claim up to ``n`` tasks in claim order (never more: no prefetch)."""
+        """Claim up to ``n`` tasks in claim order (never more: no prefetch), at most
+        ``MAX_BATCH`` per call: the caller claims again while it has free slots."""
         if n <= 0:
             return []
         rules = rules or ClaimRules(claimer.region)
+        # At most one claim txn's worth: every entry in ``order`` is tried (and so dropped
+        # below); an entry dropped untried would never come back, its task queued for good.
         order = claim_order(
             self.entries.values(), rules, self.queue.clock(), rank=rank, n_claimers=n_claimers
-        )[:n]
+        )[: min(n, MAX_BATCH)]
         by_partition: dict[str, list[ReadyEntry]] = {}
         for e in order:
             by_partition.setdefault(e.record.partition, []).append(e)
         claimed: list[Claim] = []
         for entries in by_partition.values():
             claimed.extend(await self.queue.claim(claimer, entries))
-        # Entries we tried are gone from our view whether we won them or not; if a peer changed
-        # one instead, its watch event puts it back. This stops us retrying a lost race in a loop.
+        # Entries we tried leave the view whether we won them or not, so a lost race is not
+        # retried in a loop; a peer that changed one instead sends a watch event that puts it
+        # back. If that event came while our claim was in flight, the view already holds the
+        # newer entry: it stays (only the very entry we tried goes).
         for e in order:
-            p = e.record.partition
-            self.heads[p].held.pop(e.key, None)
-            if self.heads[p].wants_more:
-                self._low[p].set()
+            head = self.heads[e.record.partition]
+            if head.held.get(e.key) is e:
+                del head.held[e.key]
+            if head.wants_more:
+                self._low[e.record.partition].set()
         return claimed

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
 from federation import keys
-from federation.etcd import Etcd, get_or_create
+
+if TYPE_CHECKING:  # receivers import this module for verify(): no etcd client (grpc) for them
+    from federation.etcd import Etcd
 
 HEADER = "X-Spillover-Signature"
 TOLERANCE = 300.0  # seconds a receiver should accept a signature for
@@ -37,4 +40,6 @@ def verify(secret: bytes, body: bytes, header: str, now: float) -> bool:
 async def secret(etcd: Etcd, root: str) -> bytes:
     """The federation's signing secret; the first caller creates it (create-if-absent, so two
     regions starting at once agree on one)."""
+    from federation.etcd import get_or_create
+
     return await get_or_create(etcd, keys.webhook_secret(root), secrets.token_hex(32).encode())

@@ -11,8 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from regional.batching import batch
-from regional.streams import Body, stream
+from spillover import Body, batch, stream
 
 
 class Model:

@@ -7,9 +7,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from regional.streams import Body, stream
+from spillover import Body, stream
 
 
 class Worker:
@@ -33,8 +34,25 @@ class Worker:
             await asyncio.sleep(seconds / 10)
         return {"napped": seconds}
 
+    async def steps(self, payload: bytes, ctx: Any) -> dict[str, Any]:
+        """JSON ``{"n": int, "seconds": float}``: n steps, each reported as progress and a log
+        line."""
+        args = json.loads(payload)
+        n = int(args["n"])
+        for i in range(1, n + 1):
+            await asyncio.sleep(float(args["seconds"]) / n)
+            ctx.progress(i / n, f"step {i} of {n}")
+            ctx.log(f"finished step {i}")
+        return {"steps": n}
+
     def echo(self, payload: bytes, ctx: Any) -> bytes:
         return payload
+
+    @stream
+    async def pipe(self, body: Body, ctx: Any) -> AsyncIterator[bytes]:
+        """The body back as a stream: a large echo that never holds the body."""
+        async for chunk in body:
+            yield chunk
 
     @stream
     async def digest(self, body: Body, ctx: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ API = (REPO / "docs" / "api.md").read_text()
 OPENAPI = spec(["us-east-1"], 300)
 # Codes stated before the code that answers with them lands (docs ahead of code, never behind).
 AHEAD = {"result_too_large"}
-NOT_HTTP = {"claim_lost"}  # a fenced write refused, between an agent and etcd
+NOT_HTTP = {"claim_lost", "client_timeout"}  # between an agent and etcd; a client's own deadline
 SKIPPED_DIRS = {".git", ".venv", ".venv-checkov", ".spillover", "node_modules", ".terraform"}
 
 

@@ -12,7 +12,7 @@ from federation import keys
 from federation.errors import Conflict, IdempotencyKeyReused, NotClaimer, NotFound, Unavailable
 from federation.etcd import Etcd
 from federation.events import TaskEvents
-from federation.queue import Claimer, Queue
+from federation.queue import MAX_BATCH, Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import expire_due, requeue_lost, sweep_retention
 from federation.task import State, TaskError, TaskRecord
@@ -152,6 +152,22 @@ async def test_no_task_goes_to_two_of_eight_concurrent_claimers(queue: Queue) ->
     assert sum(1 for ids in won.values() if ids) > 1  # they really competed
     for c in claimers:
         await c.close()
+
+
+async def test_a_claim_wider_than_one_batch_leaves_the_rest_in_the_view(queue: Queue) -> None:
+    """More free slots than one claim txn takes (MAX_BATCH): the entries past the batch were
+    not tried, so they stay claimable (dropping them left those tasks queued for good)."""
+    n = MAX_BATCH + 5
+    for _ in range(n):
+        await queue.enqueue(task(P), b"x")
+    claimer = Claimer("c1", P)
+    try:
+        async with following(ReadyView(queue, "demo", [P])) as view:
+            first = await view.claim(claimer, n)
+            assert len(first) == MAX_BATCH and len(view.entries) == n - MAX_BATCH
+            assert len(await view.claim(claimer, n)) == n - MAX_BATCH
+    finally:
+        await claimer.close()
 
 
 async def test_cancel_queued_running_and_finished(queue: Queue) -> None:

@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge import headers
-from edge.errors import BadRequest
-from federation.errors import Unauthorized
+from federation.errors import BadRequest, Unauthorized
 
 
 def test_good_values() -> None:
