@@ -151,6 +151,14 @@ async def submit(request: web.Request) -> web.StreamResponse:
                 stored, created = await request.app[QUEUE].enqueue(record, body)
                 break
             except (Unreachable, StorageFull) as e:  # certainly not stored: try the next home
+                first = (
+                    await request.app[QUEUE].idempotent(record)
+                    if isinstance(e, StorageFull)
+                    else None
+                )
+                if first is not None:
+                    stored, created = first, False  # a retry: the first try is stored here
+                    break
                 if i == len(homes) - 1:
                     if ref is not None:  # not stored anywhere
                         await store.delete(ref.name)

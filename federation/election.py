@@ -18,15 +18,17 @@ async def campaign(etcd: Etcd, key: bytes, me: bytes, session: Session) -> None:
         result = await etcd.txn([absent(key)], [put(key, me, lease=session.lease)], [get(key)])
         if result.succeeded:
             return
-        holder = result.got(0)
-        if holder is None:
-            continue  # it went between the compare and the read
+        # Watch from now (a read's revision), not from the holder's mod revision: a leader key
+        # older than the last compaction would make that watch fail on every try.
+        kvs, revision, _ = await etcd.range(key, key + b"\0", limit=1, keys_only=True)
+        if not kvs:
+            continue  # it went between the txn and the read
         try:
-            async for event in etcd.watch(key, holder.mod_revision + 1):
+            async for event in etcd.watch(key, revision + 1):
                 if event.kind == "delete" and event.kv.key == key:
                     break
         except Compacted:
-            continue  # the history was compacted meanwhile: look again
+            continue  # compacted between the read and the watch: look again
 
 
 async def resign(etcd: Etcd, key: bytes, me: bytes) -> None:

@@ -163,12 +163,20 @@ class Etcd:
         self._members: list[Etcd] = []
 
     def members(self) -> list[Etcd]:
-        """One client per member, for what is asked of a member itself (its status, a
-        defragmentation) rather than of the cluster."""
+        """One client per member, for what is asked of a member itself (its status) rather
+        than of the cluster."""
         if not self._members:
-            self._members = [Etcd([url], timeout=self._timeout, metrics=self._metrics,
-                                  tls=self._tls) for url in self._urls]  # fmt: skip
+            self._members = [self.member(url) for url in self._urls]
         return self._members
+
+    def member(self, url: str, timeout: float | None = None) -> Etcd:
+        """A client of one member (``url``, one of this cluster's endpoints); a long ``timeout``
+        for what takes long (a defragmentation of a large db)."""
+        return Etcd([url], timeout=timeout or self._timeout, metrics=self._metrics, tls=self._tls)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return self._urls
 
     @property
     def endpoint(self) -> str:
@@ -297,6 +305,16 @@ class Etcd:
         r = await self._stub("range", "kvstub", "Range", request, retry=True)
         return [_kv(kv) for kv in r.kvs], int(r.header.revision), bool(r.more)
 
+    async def page(
+        self, key: bytes, range_end: bytes, *, limit: int, revision: int = 0
+    ) -> tuple[list[KV], int, bool, int]:
+        """One page of ``[key, range_end)`` and how many keys the range holds: (kvs, header
+        revision, more, count). etcd 3.4 walks the whole range to answer either (``scan.py``)."""
+        request = rpc.RangeRequest(key=key, range_end=range_end, limit=limit, revision=revision)
+        r = await self._stub("range", "kvstub", "Range", request, retry=True)
+        kvs = [_kv(kv) for kv in r.kvs]
+        return kvs, int(r.header.revision), bool(r.more), int(r.count)
+
     async def count(self, prefix: bytes) -> int:
         """How many keys start with ``prefix`` (etcd counts them; none is sent)."""
         request = rpc.RangeRequest(key=prefix, range_end=prefix_end(prefix), count_only=True)
@@ -359,9 +377,19 @@ class Etcd:
         lease = await self.call("lease_grant", lambda c: c.lease(ttl))
         return int(lease.id)
 
-    async def keepalive(self, lease_id: int) -> int:
-        """Refresh a lease; returns its remaining TTL, 0 if it is gone."""
-        reply = await self.call("lease_keepalive", lambda c: c.refresh_lease(lease_id), retry=True)
+    async def keepalive(self, lease_id: int, within: float | None = None) -> int:
+        """Refresh a lease; returns its remaining TTL, 0 if it is gone. ``within`` seconds at
+        most, then the next refresh goes to the next member: a member busy for a while (a
+        defragmentation blocks it) must not cost every session on it its lease."""
+        client = self._current()
+        try:
+            async with asyncio.timeout(within):
+                reply = await self.call(
+                    "lease_keepalive", lambda c: c.refresh_lease(lease_id), retry=True
+                )
+        except TimeoutError:
+            await self._failover(client)
+            raise Unavailable(f"etcd {self.endpoint}: no keep-alive answer in {within} s") from None
         return 0 if reply is None else int(reply.TTL)
 
     async def revoke(self, lease_id: int) -> None:

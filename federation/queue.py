@@ -22,7 +22,14 @@ from federation import keys
 from federation import task as sm
 from federation.aio import cancel_and_wait
 from federation.blobs import BlobRef
-from federation.errors import Conflict, IdempotencyKeyReused, NotClaimer, NotFound, Unavailable
+from federation.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    NotClaimer,
+    NotFound,
+    StorageFull,
+    Unavailable,
+)
 from federation.etcd import (
     KV,
     Etcd,
@@ -158,23 +165,45 @@ class Queue:
             ops.append(put(idem, record.id.encode()))
             failure = [get(idem)]
             names.add(idem)
-        succeeded, responses = await self._enqueue_group(p).txn(
-            compare, ops, failure, frozenset(names), len(payload) + 2048
-        )
+        try:
+            succeeded, responses = await self._enqueue_group(p).txn(
+                compare, ops, failure, frozenset(names), len(payload) + 2048
+            )
+        except StorageFull:
+            # etcd's quota is checked twice: before a txn is proposed (nothing written) and
+            # after it is applied (written, then refused). A read after the refusal tells which:
+            # reads are linearizable and still served without space.
+            if await self.etcd(p).get(task_key) is None:
+                raise  # certainly not stored: the caller may store it elsewhere
+            return record, True
         if succeeded:
             return record, True
         found = responses[0].response_range.kvs
         if not found:
             raise Conflict(f"task {record.id} changed while it was being created; retry")
         if record.idempotency_key is not None:
-            first = await self.get(found[0].value.decode())
-            if first.fingerprint is not None and first.fingerprint != record.fingerprint:
-                raise IdempotencyKeyReused(
-                    f"Idempotency-Key {record.idempotency_key[:64]!r} was used for another "
-                    f"request (task {first.id}: {first.app}/{first.function}, another body)"
-                )
-            return first, False
+            return await self._first_of(record, found[0].value.decode()), False
         return decode(found[0].value), False
+
+    async def idempotent(self, record: TaskRecord) -> TaskRecord | None:
+        """The task its idempotency key already made in the record's partition's cluster, if
+        any: asked before storing a retry anywhere else."""
+        if record.idempotency_key is None:
+            return None
+        key = keys.idempotency(self.root, record.owner, record.idempotency_key)
+        kv = await self.etcd(record.partition).get(key)
+        return None if kv is None else await self._first_of(record, kv.value.decode())
+
+    async def _first_of(self, record: TaskRecord, first_id: str) -> TaskRecord:
+        """The first task of the record's idempotency key, if the record asks the same."""
+        first = await self.get(first_id)
+        if first.fingerprint is not None and first.fingerprint != record.fingerprint:
+            assert record.idempotency_key is not None
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {record.idempotency_key[:64]!r} was used for another "
+                f"request (task {first.id}: {first.app}/{first.function}, another body)"
+            )
+        return first
 
     async def get(self, task_id: str) -> TaskRecord:
         return (await self._get_kv(task_id))[0]

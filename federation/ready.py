@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterable
 
 from federation import keys
@@ -19,10 +20,14 @@ from federation.errors import Unavailable
 from federation.etcd import KV, Compacted, Etcd, Event
 from federation.placement import ClaimRules, ReadyEntry, claim_order
 from federation.queue import MAX_BATCH, Claim, Claimer, Queue, decode
+from federation.scan import FIRST_SPAN_NS, Window, next_span, window
 from federation.task import TaskRecord
 
 HEAD = 1000  # entries held per partition (~1 KiB each)
 PAGE = 500
+# The depth past the head is counted by etcd, which walks it all (``scan.py``): at most every
+# 2 s, and no more often than 50 times the count took (a million queued: every ~20 s).
+COUNT_EVERY, COUNT_SHARE = 2.0, 50
 
 
 class Head:
@@ -30,11 +35,13 @@ class Head:
     ``scanned`` (all of them once ``complete``). Pure: the view feeds it listings and watch
     events; it says when it wants more.
 
-    Keys past ``scanned`` are ignored as they change, and read when the head runs low. A listing
-    in flight is read at one revision; events that arrive meanwhile for keys it covers are kept
-    and replayed after it if they are newer, so nothing is lost between the read and the watch.
-    Entries this region may never take (pinned elsewhere) are not held: a deep backlog pinned
-    elsewhere does not hide the tasks behind it.
+    Keys past ``scanned`` are ignored as they change, and read when the head runs low, in
+    windows of time (``scan.py``): etcd 3.4 walks whatever a range spans, so a range bounded by
+    ``limit`` alone would walk the whole backlog. A listing in flight is read at one revision;
+    events that arrive meanwhile for keys it covers are kept and replayed after it if they are
+    newer, so nothing is lost between the read and the watch. Entries this region may never take
+    (pinned elsewhere) are not held: a deep backlog pinned elsewhere does not hide the tasks
+    behind it.
     """
 
     def __init__(self, allows: Callable[[TaskRecord], bool], size: int = HEAD) -> None:
@@ -44,7 +51,9 @@ class Head:
         self.scanned = b""  # every key up to here was read (b"": none yet)
         self.complete = False  # and there was nothing after it
         self.total = 0  # keys in the partition, all priorities and pins, when last counted
+        self.span = FIRST_SPAN_NS  # of the next listing window
         self._listing = False
+        self._listed_at: int | None = None  # the revision the listing in flight read pages at
         self._pending: list[Event] = []
 
     def covers(self, key: bytes) -> bool:
@@ -88,25 +97,46 @@ class Head:
         self.scanned, self.complete = kept[-1], False
 
     def begin_listing(self) -> None:
-        self._listing, self._pending = True, []
+        self._listing, self._pending, self._listed_at = True, [], None
 
-    def listed(self, kvs: list[KV], revision: int, more: bool) -> None:
-        """A page read at ``revision``, the keys right after ``scanned`` in order."""
+    def listed(self, kvs: list[KV], revision: int, w: Window, more: bool, count: int) -> None:
+        """Window ``w`` read at ``revision``: its first keys in order (``more``: not all of its
+        ``count``). The listing goes on (at the same revision) until the head is full or every
+        window is read (``listing``)."""
         for kv in kvs:
             self._put(kv)
-        if kvs:
-            self.scanned = kvs[-1].key
-        self.complete = not more
-        if more and len(self.held) < self.size:
-            return  # the caller reads the next page, at the same revision
-        self._listing = False
-        pending, self._pending = self._pending, []
-        for ev in pending:
-            if ev.kv.mod_revision > revision:
-                self.apply(ev)
+        self.scanned = kvs[-1].key if more else w.end
+        self.complete = w.last and not more
+        self.span = next_span(self.span, count, PAGE)
+        self._listed_at = revision
+        self._replay()
+        if not self.complete and len(self.held) < self.size:
+            return
+        self._end_listing()
+
+    @property
+    def listing(self) -> bool:
+        return self._listing
 
     def abort_listing(self) -> None:
-        self._listing, self._pending = False, []
+        """A page failed: what the pages read so far holds (``scanned`` covers it)."""
+        self._end_listing()
+
+    def _replay(self) -> None:
+        """Events that came during the listing for keys a page now covers, in order, if newer
+        than the page (now, before any later event for them is applied directly)."""
+        if self._listed_at is None:
+            return
+        kept = []
+        for ev in self._pending:
+            if not self.covers(ev.kv.key):
+                kept.append(ev)
+            elif ev.kv.mod_revision > self._listed_at:
+                self._apply(ev)
+        self._pending = kept
+
+    def _end_listing(self) -> None:
+        self._listing, self._pending = False, []  # what is left is past the head: ignored
 
 
 class ReadyView:
@@ -170,27 +200,30 @@ class ReadyView:
                 pass
 
     async def _list(self, etcd: Etcd, prefix: bytes, head: Head) -> int:
-        """Read after ``head.scanned`` until the head is full or the partition read; returns
-        the revision it was read at."""
+        """Read windows after ``head.scanned`` until the head is full or the partition read;
+        returns the revision it was read at."""
         head.begin_listing()
         try:
-            start = head.scanned + b"\x00" if head.scanned else prefix
             revision = 0
-            while True:
-                kvs, rev, more = await etcd.range(
-                    start, keys.prefix_end(prefix), limit=PAGE, revision=revision
+            while head.listing:
+                w = window(prefix, head.scanned, round(self.queue.clock() * 1e9), head.span)
+                kvs, rev, more, count = await etcd.page(
+                    w.start, w.end, limit=PAGE, revision=revision
                 )
                 revision = revision or rev
-                head.listed(kvs, revision, more)
-                if not more or len(head.held) >= head.size:
-                    break
-                start = kvs[-1].key + b"\x00"
-            if not head.complete:
-                head.total = await etcd.count(prefix)
+                head.listed(kvs, revision, w, more, count)
         except BaseException:
             head.abort_listing()
             raise
         return revision
+
+    async def _count(self, etcd: Etcd, prefix: bytes, head: Head) -> float:
+        """Count the partition's entries (for the depth past the head); returns when to count
+        again (``COUNT_EVERY`` s, or ``COUNT_SHARE`` times as long as counting took)."""
+        started = time.monotonic()
+        with contextlib.suppress(Unavailable):
+            head.total = await etcd.count(prefix)
+        return max(COUNT_EVERY, COUNT_SHARE * (time.monotonic() - started))
 
     async def _watch(self, etcd: Etcd, prefix: bytes, head: Head, revision: int) -> None:
         async for event in etcd.watch(prefix, revision + 1):
@@ -199,7 +232,8 @@ class ReadyView:
 
     async def _refill(self, etcd: Etcd, prefix: bytes, head: Head, low: asyncio.Event) -> None:
         """Read more when claims left the head half empty; while a backlog lies beyond it,
-        count it every few seconds (for the depth heartbeats report)."""
+        count it now and then (for the depth heartbeats report)."""
+        wait = 0.0 if head.complete else await self._count(etcd, prefix, head)
         while True:
             low.clear()
             if head.wants_more:
@@ -210,12 +244,11 @@ class ReadyView:
                     await asyncio.sleep(0.5)
                 continue
             try:
-                async with asyncio.timeout(2.0):
+                async with asyncio.timeout(wait or COUNT_EVERY):
                     await low.wait()
             except TimeoutError:
                 if not head.complete:
-                    with contextlib.suppress(Unavailable):
-                        head.total = await etcd.count(prefix)
+                    wait = await self._count(etcd, prefix, head)
 
     async def claim(
         self,

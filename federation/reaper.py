@@ -2,22 +2,24 @@
 finished tasks once their retention ends. Every live agent runs one; its txns compare what they
 read, so two reapers never move a task twice (one sub-txn per task, in batches).
 
-Its cost does not grow with the backlog: expiry reads only the head of each (app, priority)
-run of the queue (the oldest there are the first due), and the sweep reads only done entries
-whose retention has ended (the done index is in that order).
+Its cost does not grow with the backlog: expiry reads, in each (app, priority) run of the queue,
+only the tasks enqueued longer ago than the app's response_grace_period (a range bounded by key,
+so etcd walks only those: ``scan.py``), and the sweep reads only done entries whose retention has
+ended (the done index is in that order).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from federation import keys
 from federation import task as sm
 from federation.errors import Unavailable
 from federation.etcd import KV, Etcd, Op, absent, delete, mod_is, nested
 from federation.queue import Queue, decode, ns
+from federation.scan import RUNS
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +37,30 @@ async def run_reaper(
     expire_every: float = 2.0,
     sweep_every: float = 30.0,
     pressure: Callable[[str], bool] = lambda partition: False,
+    graces: Callable[[], Mapping[str, float]] = dict,
+    discover_every: float = 600.0,
 ) -> None:
     """Forever: every ``interval`` s requeue lost claims (a lost claim is back in the queue
-    within lease TTL + interval); every ``expire_every`` s expire overdue tasks; every
-    ``sweep_every`` s (every interval under storage ``pressure``) sweep finished tasks."""
+    within lease TTL + interval); every ``expire_every`` s expire overdue tasks of the deployed
+    apps (``graces``: app → response_grace_period), and every ``discover_every`` s those of apps
+    no longer deployed; every ``sweep_every`` s (every interval under storage ``pressure``)
+    sweep finished tasks."""
     partitions = tuple(partitions)
     loop = asyncio.get_running_loop()
-    next_expiry = next_sweep = loop.time()
+    next_expiry = next_sweep = next_discovery = loop.time()
     while True:
         now = loop.time()
         expiring, sweeping = now >= next_expiry, now >= next_sweep
+        discovering = now >= next_discovery
         for p in partitions:
             try:
                 moved = await requeue_lost(queue, p)
-                expired = await expire_due(queue, p) if expiring else 0
+                expired = 0
+                if expiring:
+                    apps = dict(graces())
+                    if discovering:  # a deleted app's tasks: their own deadlines decide
+                        apps |= {a: 0.0 for a in await queued_apps(queue, p) if a not in apps}
+                    expired = await expire_due(queue, p, apps)
                 squeezed = pressure(p)
                 swept = 0
                 if sweeping or squeezed:
@@ -61,43 +73,55 @@ async def run_reaper(
                 log.info("reaper %s: requeued %d, expired %d, deleted %d", p, moved, expired, swept)
         if expiring:
             next_expiry = now + expire_every
+            if discovering:
+                next_discovery = now + discover_every
         if sweeping:
             next_sweep = now + sweep_every
         await asyncio.sleep(interval)
 
 
-async def expire_due(queue: Queue, partition: str) -> int:
-    """Expire queued tasks of a partition that waited past their deadline. Within one app and
-    priority the queue is in age order and the oldest expire first, so each run is read from
-    its head until the first task still in time: a deep backlog costs a few short reads."""
+async def expire_due(queue: Queue, partition: str, graces: Mapping[str, float]) -> int:
+    """Expire queued tasks of ``graces``' apps (app → response_grace_period) that waited past
+    their deadline. Each (app, priority) run is read only below "enqueued a grace ago": etcd
+    walks just those keys, however deep the rest of the backlog (each record's own deadline
+    still decides: the app's grace may have changed since)."""
     etcd, now = queue.etcd(partition), queue.clock()
-    ready = keys.ready_all(queue.root, partition)
-    end = keys.prefix_end(ready)
-    start, subs = ready, []
-    while True:
-        kvs, _, more = await etcd.range(start, end, limit=PAGE)
-        if not kvs:
-            break
-        for kv in kvs:
-            record = decode(kv.value)
-            if record.deadline > now:
-                start = keys.prefix_end(_run_of(kv.key))  # the rest of this run is younger
-                break
-            expired = sm.expire(record, now=now)
-            subs.append(
-                nested([mod_is(kv.key, kv.mod_revision)],
-                       [delete(kv.key), *queue.settle_ops(expired)])
-            )  # fmt: skip
-        else:
-            if not more:
-                break
-            start = kvs[-1].key + b"\x00"
+    subs = []
+    for app, grace in graces.items():
+        for run in range(RUNS):
+            start = keys.ready_app(queue.root, partition, app) + b"%d/" % run
+            end = start + b"%020d" % (ns(now - grace) + 1)
+            while True:
+                kvs, _, more = await etcd.range(start, end, limit=PAGE)
+                for kv in kvs:
+                    record = decode(kv.value)
+                    if record.deadline <= now:
+                        expired = sm.expire(record, now=now)
+                        subs.append(
+                            nested([mod_is(kv.key, kv.mod_revision)],
+                                   [delete(kv.key), *queue.settle_ops(expired)])
+                        )  # fmt: skip
+                if not more:
+                    break
+                start = kvs[-1].key + b"\x00"
     return await _run_batches(etcd, subs, per_sub=5)
 
 
-def _run_of(ready_key: bytes) -> bytes:
-    """``.../ready/{app}/{9-prio}/`` of a queue entry: its (app, priority) run."""
-    return ready_key.rsplit(b"/", 2)[0] + b"/"
+async def queued_apps(queue: Queue, partition: str) -> list[str]:
+    """Every app with tasks queued in the partition: one read per app, each walking what lies
+    after the last (so the whole queue once: for the rare look for apps no longer deployed)."""
+    ready = keys.ready_all(queue.root, partition)
+    apps: list[str] = []
+    start = ready
+    while True:
+        kvs, _, _ = await queue.etcd(partition).range(
+            start, keys.prefix_end(ready), limit=1, keys_only=True
+        )
+        if not kvs:
+            return apps
+        app = kvs[0].key[len(ready) :].split(b"/", 1)[0]
+        apps.append(app.decode())
+        start = keys.prefix_end(ready + app + b"/")
 
 
 async def requeue_lost(queue: Queue, partition: str) -> int:
@@ -144,8 +168,7 @@ async def sweep_retention(
     start = keys.done_all(root, partition)
     due, _ = await etcd.range_all(start, keys.done_before(root, partition, ns(now)))
     if pressure_retention is not None:
-        due += await _finished_before(etcd, keys.done_before(root, partition, ns(now)),
-                                      keys.prefix_end(start), now - pressure_retention)  # fmt: skip
+        due += await _finished_before(queue, partition, now, now - pressure_retention)
     subs = []
     for kv in due:
         r = decode(kv.value)  # the done entry holds the record as it finished
@@ -164,19 +187,25 @@ async def sweep_retention(
 
 
 async def _finished_before(
-    etcd: Etcd, start: bytes, end: bytes, cutoff: float, pages: int = 5
+    queue: Queue, partition: str, now: float, cutoff: float, windows: int = 9
 ) -> list[KV]:
-    """Done entries not yet due that finished before ``cutoff``, read in retention order. That
-    order is finish order for apps of one retention, so the scan stops at the first page with
-    none (and after ``pages`` pages: the next sweep, half a second later, goes on)."""
-    out: list[KV] = []
-    for _ in range(pages):
-        kvs, _, more = await etcd.range(start, end, limit=PAGE * 5)
-        found = [kv for kv in kvs if (decode(kv.value).finished_at or cutoff) < cutoff]
-        out += found
-        if not found or not more:
+    """Done entries not yet due that finished before ``cutoff``: read in windows of the time
+    their retention ends, from now on, each wider than the last (a minute, then ×4), so each
+    read walks only its window (``scan.py``) and a call reads at most ``windows`` of them and a
+    few thousand entries (the next sweep, half a second later, goes on)."""
+    etcd, out, start, span = queue.etcd(partition), [], now, 60.0
+    for _ in range(windows):
+        lo = keys.done_before(queue.root, partition, ns(start))
+        hi = keys.done_before(queue.root, partition, ns(start + span))
+        while True:
+            kvs, _, more = await etcd.range(lo, hi, limit=PAGE * 5)
+            out += [kv for kv in kvs if (decode(kv.value).finished_at or cutoff) < cutoff]
+            if not more or len(out) >= PAGE * 5:
+                break
+            lo = kvs[-1].key + b"\x00"
+        if len(out) >= PAGE * 5:
             break
-        start = kvs[-1].key + b"\x00"
+        start, span = start + span, span * 4
     return out
 
 

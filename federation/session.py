@@ -48,7 +48,7 @@ class Session:
         while True:
             await asyncio.sleep(self.ttl / 3)
             try:
-                remaining = await self.etcd.keepalive(self.lease)
+                remaining = await self.etcd.keepalive(self.lease, within=self.ttl / 3)
             except Unavailable as e:
                 if time.monotonic() >= expires:
                     log.warning("lease %x lost: no refresh for %d s (%s)", self.lease, self.ttl, e)

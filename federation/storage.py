@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from federation import keys
-from federation.aio import cancel_and_wait
 from federation.election import campaign
 from federation.errors import SpilloverError, StorageFull, Unavailable
 from federation.etcd import Etcd
@@ -44,7 +45,7 @@ class Level(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MemberSpace:
-    endpoint: str
+    url: str
     db_size: int  # the db file: what etcd's quota counts
     in_use: int  # its live pages; the rest is what a defragmentation gives back
     nospace: bool  # the member's NOSPACE alarm is raised
@@ -79,11 +80,21 @@ def level(space: Space, previous: Level, high: float, low: float) -> Level:
     return Level.OK
 
 
-def to_defragment(space: Space, *, min_free: float) -> list[MemberSpace]:
-    """Members whose db file has more than ``min_free`` (a share of the quota) to give back,
-    most first: a defragmentation blocks its member while it runs, so only those worth it."""
-    worth = [m for m in space.members if m.db_size - m.in_use > min_free * space.quota]
-    return sorted(worth, key=lambda m: m.in_use - m.db_size)
+def to_defragment(space: Space, lvl: Level, low: float) -> list[MemberSpace]:
+    """Members worth defragmenting, most to give back first. A defragmentation blocks its
+    member while it runs: out of space, any page given back counts (the configured quota may be
+    larger than etcd's own); short of it, members with 5 % of the quota to give back, or whose
+    file alone keeps the level up (its live data is under the low watermark, the file is not);
+    on schedule (ok), only the badly fragmented (a quarter of the quota to give back)."""
+    min_free = {Level.NOSPACE: 0.0, Level.HIGH: 0.05, Level.OK: 0.25}[lvl] * space.quota
+    floor = low * space.quota
+
+    def worth(m: MemberSpace) -> bool:
+        free = m.db_size - m.in_use
+        stuck = lvl is Level.HIGH and m.in_use < floor <= m.db_size
+        return free > min_free or (stuck and free > 0)
+
+    return sorted((m for m in space.members if worth(m)), key=lambda m: m.in_use - m.db_size)
 
 
 def reason(cluster: str, space: Space, lvl: Level) -> str:
@@ -97,7 +108,7 @@ def reason(cluster: str, space: Space, lvl: Level) -> str:
 
 
 async def member_space(member: Etcd) -> MemberSpace:
-    return MemberSpace(member.endpoint, *await member.space())
+    return MemberSpace(member.urls[0], *await member.space())
 
 
 async def cluster_space(etcd: Etcd, quota: int) -> Space:
@@ -164,8 +175,11 @@ class StorageGuard:
 
 
 class StorageKeeper:
-    """Gives space back on one cluster while this process is elected to (one keeper per
-    cluster in the federation: defragmentations must not overlap)."""
+    """Gives space back on one cluster. The elected keeper (one per cluster in the federation:
+    defragmentations must not overlap) compacts and defragments under pressure and on schedule.
+    Out of space, no lease can be granted and so nobody can be elected: then every agent's
+    keeper acts, after a random pause, if the cluster is still out of space (compaction and
+    disarming are idempotent; a defragmentation waits for one under way on its member)."""
 
     def __init__(
         self,
@@ -175,15 +189,38 @@ class StorageKeeper:
         session: Callable[[], Awaitable[Session]],
         *,
         defrag_every: float = 3600.0,
+        defrag_timeout: float = 600.0,
+        compact_lag: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.guard, self.name, self.etcd = guard, name, etcd
         self.session = session
         self.defrag_every = defrag_every
+        self.defrag_timeout = defrag_timeout
+        self.compact_lag = compact_lag
         self.clock = clock
+        self.leading = False
         self._last_defrag = clock()
+        self._revisions: deque[tuple[float, int]] = deque(maxlen=64)  # (when, revision) seen
+        self._compacted = 0
 
     async def run(self, me: bytes) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._lead(me))
+            while True:
+                await asyncio.sleep(self.guard.interval)
+                lvl = self.guard.levels.get(self.name, Level.OK)
+                if not self.leading and lvl is Level.NOSPACE:
+                    await asyncio.sleep(random.uniform(0, 2 * self.guard.interval))
+                    await self.guard.refresh()
+                    lvl = self.guard.levels.get(self.name, Level.OK)
+                if self.leading or lvl is Level.NOSPACE:
+                    try:
+                        await self.tick()
+                    except Unavailable as e:
+                        log.info("storage keeper of %s: %s", self.name, e)
+
+    async def _lead(self, me: bytes) -> None:
         key = keys.storage_leader(self.guard.clusters.root)
         while True:
             try:
@@ -193,65 +230,63 @@ class StorageKeeper:
                 log.info("storage keeper of %s: election: %s", self.name, e)
                 await asyncio.sleep(1)
                 continue
-            keeping = asyncio.create_task(self._keep())
-            lost = asyncio.create_task(session.lost.wait())
+            self.leading = True
             try:
-                await asyncio.wait([keeping, lost], return_when=asyncio.FIRST_COMPLETED)
-                if keeping.done():
-                    keeping.result()
+                await session.lost.wait()
             finally:
-                await cancel_and_wait([keeping, lost])
-
-    async def _keep(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Unavailable as e:
-                log.info("storage keeper of %s: %s", self.name, e)
-            await asyncio.sleep(self.guard.interval)
+                self.leading = False
 
     async def tick(self) -> None:
         lvl = self.guard.levels.get(self.name, Level.OK)
         space = self.guard.spaces.get(self.name)
         if space is None:
             return
+        _, now_revision, _ = await self.etcd.range(b"\0", b"\0", limit=1)
+        self._revisions.append((self.clock(), now_revision))
         scheduled = self.clock() - self._last_defrag >= self.defrag_every
         if lvl is Level.OK and not scheduled:
             return
         if lvl is not Level.OK:
-            await self.compact()
+            await self.compact(now_revision if lvl is Level.NOSPACE else self._lagging())
             space = await cluster_space(self.etcd, space.quota)
-        # Out of space, any page given back counts (the configured quota may be larger than
-        # etcd's own); short of it, only members worth blocking for a while; on schedule, only
-        # badly fragmented ones.
-        min_free = {Level.NOSPACE: 0.0, Level.HIGH: 0.05, Level.OK: 0.25}[lvl]
-        for m in to_defragment(space, min_free=min_free):
+        for m in to_defragment(space, lvl, self.guard.config.low_watermark):
             await self.defragment(m)
         self._last_defrag = self.clock()
         space = await cluster_space(self.etcd, space.quota)
-        c = self.guard.config
-        if space.nospace and space.ratio < c.high_watermark:
+        if space.nospace and space.ratio < self.guard.config.high_watermark:
             await self.disarm()
         await self.guard.refresh()
 
-    async def compact(self) -> None:
-        """Drop the history of deleted and overwritten keys, all of it: what a finished task's
-        sweep deleted frees nothing until then. A watcher still behind re-lists (every
-        watcher here can); one at the head goes on."""
-        _, target, _ = await self.etcd.range(b"\0", b"\0", limit=1)
+    def _lagging(self) -> int:
+        """The newest revision seen ``compact_lag`` seconds ago or more (0: none yet): watchers
+        that far behind re-list (every watcher here can); those near the head go on."""
+        old = [rev for at, rev in self._revisions if self.clock() - at >= self.compact_lag]
+        return max(old, default=0)
+
+    async def compact(self, target: int) -> None:
+        """Drop the history of deleted and overwritten keys up to ``target``: what a finished
+        task's sweep deleted frees nothing until then."""
+        if target <= self._compacted:
+            return
         try:
             await self.etcd.compact(target)
         except SpilloverError as e:
             if "compacted" not in e.message:  # someone (auto-compaction) got there first
                 raise
+        self._compacted = target
         log.info("storage keeper of %s: compacted to revision %d", self.name, target)
 
     async def defragment(self, member: MemberSpace) -> None:
-        client = next(m for m in self.etcd.members() if m.endpoint == member.endpoint)
+        """One member, with a client that waits as long as a large db takes (the cluster's
+        clients give up after seconds); the next member only once this one is done."""
         freed = (member.db_size - member.in_use) / 2**20
         log.warning("storage keeper of %s: defragmenting %s (~%.0f MiB to free)", self.name,
-                    member.endpoint, freed)  # fmt: skip
-        await client.defragment()
+                    member.url, freed)  # fmt: skip
+        client = self.etcd.member(member.url, timeout=self.defrag_timeout)
+        try:
+            await client.defragment()
+        finally:
+            await client.close()
 
     async def disarm(self) -> None:
         if await self.etcd.disarm_nospace():

@@ -70,6 +70,7 @@ class Agent:
         claimer_id = f"{config.name}-{os.uname().nodename}-{os.getpid()}"
         self.claimer = Claimer(claimer_id, config.name, ttl=config.lease_ttl)
         self.runners: dict[str, AppRunner] = {}
+        self.specs: dict[str, AppSpec] = {}  # every deployed app
         self.live_regions: set[str] = set()
         self.regions: dict[str, RegionHeartbeat] = {}  # every region's agents, merged
         self._beaten: dict[str, tuple[float, int]] = {}  # app: (last beat, pool.started then)
@@ -143,12 +144,18 @@ class Agent:
         def pressure(partition: str) -> bool:
             return guard.level_of(self.queue.etcd(partition)) is not Level.OK
 
-        tg.create_task(run_reaper(self.queue, self.config.partitions, pressure=pressure))
+        def graces() -> dict[str, float]:  # every deployed app's, served here or not
+            return {n: s.scaling.response_grace_period for n, s in self.specs.items()}
+
+        tg.create_task(
+            run_reaper(self.queue, self.config.partitions, pressure=pressure, graces=graces)
+        )
 
     # -- apps ---------------------------------------------------------------------------------
 
     async def _follow_apps(self) -> None:
         async for specs in self.apps.follow():
+            self.specs = specs
             for name in list(self.runners):
                 if name not in specs or self.config.name not in self._regions_of(specs[name]):
                     await self._stop_app(name)

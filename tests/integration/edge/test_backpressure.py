@@ -15,7 +15,7 @@ from federation.storage import StorageGuard, StorageKeeper
 from federation.topology import Clusters, EtcdConfig
 from tests.integration.conftest import Harness
 from tests.integration.edge.test_edge import start_edge
-from tests.integration.federation.test_storage import MiB, fill, unfill
+from tests.integration.federation.test_storage import Clock, MiB, fill, keep, unfill
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow
@@ -101,8 +101,9 @@ async def _keep(config: EtcdConfig) -> None:
     claimer = Claimer("keeper", "us-east-1")
     guard = StorageGuard(clusters)
     await guard.refresh()
+    clock = Clock()
     keeper = StorageKeeper(guard, "control", clusters.control,
-                           lambda: claimer.session(clusters.control))  # fmt: skip
-    await keeper.tick()
+                           lambda: claimer.session(clusters.control), clock=clock)  # fmt: skip
+    await keep(keeper, clock)
     await claimer.close()
     await clusters.close()

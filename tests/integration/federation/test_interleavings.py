@@ -144,7 +144,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(dt=st.sampled_from([0.1, 1.0, 30.0]))
     def advance_and_expire(self, dt: float) -> None:
         self.clock.now += dt
-        self.run(expire_due(self.queue, P))
+        self.run(expire_due(self.queue, P, {"demo": GRACE}))
         for tid, s in self.state.items():
             created = decode_created(tid, self)
             if s is State.QUEUED and created + GRACE <= self.clock.now:

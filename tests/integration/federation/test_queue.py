@@ -14,7 +14,7 @@ from federation.etcd import Etcd
 from federation.events import TaskEvents
 from federation.queue import MAX_BATCH, Claimer, Queue
 from federation.ready import ReadyView
-from federation.reaper import expire_due, requeue_lost, sweep_retention
+from federation.reaper import expire_due, queued_apps, requeue_lost, sweep_retention
 from federation.task import State, TaskError, TaskRecord
 from federation.waiters import TaskWaiters
 from tests.factories import task
@@ -226,7 +226,7 @@ async def test_expire_and_retention(queue: Queue) -> None:
     fresh = task(P)
     for t in (stale, kept, fresh):
         await queue.enqueue(t, b"body")
-    assert await expire_due(queue, P) == 2
+    assert await expire_due(queue, P, {"demo": 5.0}) == 2
     expired = await queue.get(stale.id)
     assert expired.state is State.EXPIRED and expired.error is not None
     assert (await queue.get(fresh.id)).state is State.QUEUED
@@ -248,17 +248,36 @@ async def test_expire_and_retention(queue: Queue) -> None:
     assert (await queue.get(fresh.id)).state is State.QUEUED
 
 
-async def test_expiry_reads_only_the_head_of_each_run(queue: Queue) -> None:
-    """A backlog in time: only the overdue head of each (app, priority) run is expired."""
+async def test_expiry_reads_only_the_overdue_head_of_each_run(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog in time: only the overdue head of each (app, priority) run is read (each range
+    ends at "enqueued a grace ago", so etcd 3.4, which walks all a range spans, walks only those)
+    and expired; a deleted app's tasks are found and expire by their own deadlines."""
     now = time.time()
     overdue = [task(P, now=now - 10, grace=5, priority=p) for p in (1, 5, 9)]
     waiting = [task(P, now=now - 1 + i / 100, priority=p) for i, p in enumerate((1, 5, 9) * 3)]
-    for t in overdue + waiting:
+    orphan = task(P, app="gone", now=now - 10, grace=5)
+    for t in [*overdue, *waiting, orphan]:
         await queue.enqueue(t, b"")
-    assert await expire_due(queue, P) == 3
+    etcd = queue.etcd(P)
+    read: list[bytes] = []
+    real = etcd.range
+
+    async def recording(key: bytes, end: bytes, **kw: Any) -> Any:
+        kvs, revision, more = await real(key, end, **kw)
+        read.extend(kv.key for kv in kvs)
+        return kvs, revision, more
+
+    monkeypatch.setattr(etcd, "range", recording)
+    assert await expire_due(queue, P, {"demo": 5.0}) == 3
+    assert {keys.task_id_of(k) for k in read} == {t.id for t in overdue}
     assert {(await queue.get(t.id)).state for t in overdue} == {State.EXPIRED}
     assert {(await queue.get(t.id)).state for t in waiting} == {State.QUEUED}
-    assert await expire_due(queue, P) == 0
+    assert await expire_due(queue, P, {"demo": 5.0}) == 0
+    assert set(await queued_apps(queue, P)) == {"demo", "gone"}
+    assert await expire_due(queue, P, {"gone": 0.0}) == 1
+    assert (await queue.get(orphan.id)).state is State.EXPIRED
 
 
 async def test_requeue_lost_after_lease_loss_and_zombie_is_fenced(queue: Queue) -> None:

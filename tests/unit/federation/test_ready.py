@@ -10,9 +10,16 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from federation.etcd import KV, Event
 from federation.queue import decode, encode
 from federation.ready import Head
+from federation.scan import window
 from tests.factories import task
 
-KEYS = [f"/q/p/ready/app/5/{i:04d}".encode() for i in range(40)]
+PREFIX = b"/q/p/ready/app/"
+NOW_NS = 1_800_000_000 * 10**9
+# Queue keys in two priority runs ("0/": priority 9, "5/": priority 4), a second apart or a day.
+KEYS = [
+    PREFIX + b"%d/%020d/t%02d" % (run, NOW_NS - (40 - i) * gap, i)
+    for i, (run, gap) in enumerate([(0, 10**9), (5, 10**9), (5, 86_400 * 10**9 // 40)] * 14)
+][:40]
 HERE = "us-east-1"
 
 
@@ -81,14 +88,23 @@ class HeadMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.listing is not None)
     @rule()
     def listing_page_arrives(self) -> None:
+        """The next window of the listing (``scan.window``), read at the listing's revision."""
         assert self.listing is not None
         revision, snapshot = self.listing
-        after = [k for k in sorted(snapshot) if k > self.head.scanned]
-        page = after[: self.page]
-        more = len(after) > len(page)
-        self.head.listed([snapshot[k] for k in page], revision, more)
-        if not self.head._listing:
+        w = window(PREFIX, self.head.scanned, NOW_NS, self.head.span)
+        inside = [k for k in sorted(snapshot) if w.start <= k < w.end]
+        page = inside[: self.page]
+        self.head.listed([snapshot[k] for k in page], revision, w, len(inside) > len(page),
+                         len(inside))  # fmt: skip
+        if not self.head.listing:
             self.listing = None
+
+    @precondition(lambda self: self.listing is not None)
+    @rule()
+    def listing_page_fails(self) -> None:
+        """The next page is refused (etcd away, the revision compacted): the listing ends."""
+        self.head.abort_listing()
+        self.listing = None
 
     @invariant()
     def bounded(self) -> None:

@@ -45,8 +45,17 @@ def test_a_level_changes_only_across_a_watermark(ratios: list[float]) -> None:
 
 def test_defragment_only_members_with_enough_to_give_back_most_first() -> None:
     s = space((90, 80), (90, 20), (90, 50))
-    assert [m.endpoint for m in to_defragment(s, min_free=0.05)] == ["m1", "m2", "m0"]
-    assert [m.endpoint for m in to_defragment(s, min_free=0.25)] == ["m1", "m2"]
+    assert [m.url for m in to_defragment(s, Level.HIGH, 0.7)] == ["m1", "m2", "m0"]
+    assert [m.url for m in to_defragment(s, Level.OK, 0.7)] == ["m1", "m2"]
+    assert [m.url for m in to_defragment(space((90, 89)), Level.NOSPACE, 0.7)] == ["m0"]
+
+
+def test_a_file_that_alone_keeps_the_level_high_is_defragmented() -> None:
+    """Live data under the low watermark, the file over it, too little free for the 5 % rule:
+    without this the level would stay high and submits refused for good."""
+    stuck = space((72, 68))
+    assert [m.url for m in to_defragment(stuck, Level.HIGH, 0.7)] == ["m0"]
+    assert to_defragment(space((72, 71)), Level.HIGH, 0.7) == []
 
 
 def test_retry_after_a_full_queue_follows_its_drain_rate() -> None:
