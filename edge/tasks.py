@@ -169,10 +169,10 @@ async def submit(request: web.Request) -> web.StreamResponse:
 def _one_per_cluster(request: web.Request, regions: tuple[str, ...]) -> tuple[str, ...]:
     """The first region of each etcd cluster: another partition of an unreachable cluster is
     just as unreachable."""
-    seen: set[int] = set()
+    seen: set[str] = set()
     out = []
     for r in regions:
-        cluster = id(request.app[CLUSTERS].for_partition(r))
+        cluster = request.app[CLUSTERS].name_of(r)
         if cluster not in seen:
             seen.add(cluster)
             out.append(r)

@@ -149,9 +149,13 @@ class Etcd:
         timeout: float = 5.0,
         metrics: FederationMetrics | None = None,
         tls: EtcdTls | None = None,
+        name: str | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("an etcd cluster needs at least one endpoint")
+        # What the cluster is called in sessions, group commits and logs (``Clusters`` names
+        # them); without a name, its endpoints.
+        self.name = name or ",".join(endpoints)
         self.endpoints = [_host_port(e) for e in endpoints]
         self._credentials = tls.credentials() if tls is not None else None
         self._timeout = timeout

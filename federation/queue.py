@@ -78,13 +78,13 @@ class Claimer:
         self.id = claimer_id
         self.region = region
         self.ttl = ttl
-        self.sessions: dict[int, Session] = {}
+        self.sessions: dict[str, Session] = {}  # by cluster name
 
     async def session(self, etcd: Etcd) -> Session:
-        s = self.sessions.get(id(etcd))
+        s = self.sessions.get(etcd.name)
         if s is None or s.lost.is_set():
             s = await Session(etcd, self.ttl).start()
-            self.sessions[id(etcd)] = s
+            self.sessions[etcd.name] = s
         return s
 
     async def close(self) -> None:
@@ -97,14 +97,14 @@ class Queue:
         self.clusters = clusters
         self.root = clusters.root
         self.clock = clock
-        self._commits: dict[int, GroupCommit] = {}  # per cluster (by its client's id)
+        self._commits: dict[str, GroupCommit] = {}  # per cluster name
 
     def etcd(self, partition: str) -> Etcd:
         return self.clusters.for_partition(partition)
 
     def _group(self, partition: str) -> GroupCommit:
         etcd = self.etcd(partition)
-        return self._commits.setdefault(id(etcd), GroupCommit(etcd))
+        return self._commits.setdefault(etcd.name, GroupCommit(etcd))
 
     def ready_key(self, r: TaskRecord) -> bytes:
         return keys.ready(self.root, r.partition, r.app, r.priority, ns(r.created_at), r.id)

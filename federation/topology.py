@@ -51,7 +51,13 @@ class EtcdConfig(BaseModel):
 
 
 class Clusters:
-    """One :class:`Etcd` client per distinct cluster, shared by the partitions that live there."""
+    """One :class:`Etcd` client per distinct cluster, shared by the partitions that live there.
+
+    Each cluster has a name: ``control`` for the control cluster (and the partitions that live in
+    it), else the regions whose partitions it holds, joined by ``+`` (``eu-west-1``). Sessions and
+    group commits are kept per cluster name."""
+
+    CONTROL = "control"
 
     def __init__(self, config: EtcdConfig, metrics: FederationMetrics | None = None) -> None:
         self.config = config
@@ -60,15 +66,25 @@ class Clusters:
         self._metrics = metrics
         self.control = self._client(config.endpoints)
 
+    def _name(self, endpoints: tuple[str, ...]) -> str:
+        if endpoints == self.config.endpoints:
+            return self.CONTROL
+        return "+".join(sorted(p for p, e in self.config.partitions.items() if e == endpoints))
+
     def _client(self, endpoints: tuple[str, ...]) -> Etcd:
         if endpoints not in self._by_endpoints:
             self._by_endpoints[endpoints] = Etcd(
-                endpoints, timeout=self.config.timeout, metrics=self._metrics, tls=self.config.tls
-            )
+                endpoints, timeout=self.config.timeout, metrics=self._metrics,
+                tls=self.config.tls, name=self._name(endpoints),
+            )  # fmt: skip
         return self._by_endpoints[endpoints]
 
     def for_partition(self, partition: str) -> Etcd:
         return self._client(self.config.partitions.get(partition, self.config.endpoints))
+
+    def name_of(self, partition: str) -> str:
+        """The name of the cluster that holds ``partition``."""
+        return self.for_partition(partition).name
 
     async def close(self) -> None:
         for etcd in self._by_endpoints.values():
