@@ -97,20 +97,10 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         work.add_done_callback(lambda _: events.put_nowait(None))
         try:
             while (event := await events.get()) is not None:
+                yield _event(event)
                 if event[0] == "chunk":
-                    yield pb.RunEvent(chunk=event[1])
                     credits.release()
-                elif event[0] == "progress":
-                    yield pb.RunEvent(progress=pb.Progress(fraction=event[1], message=event[2]))
-                else:
-                    yield pb.RunEvent(log=pb.Log(line=event[1]))
-            try:
-                body_out, content_type = work.result()
-            except Exception as e:  # the user's code failed: a failed task, not a dead replica
-                message = f"{type(e).__name__}: {e}"
-                outcome = pb.RunEvent(error=pb.Error(code="handler_error", message=message))
-            else:
-                outcome = pb.RunEvent(result=pb.Result(body=body_out, content_type=content_type))
+            outcome = _outcome(work)
             # The slot is free before the agent hears the outcome: it frees its count of this
             # slot then and may send the next task before this stream has ended.
             self.busy -= 1
@@ -140,6 +130,24 @@ class ReplicaService(pb_grpc.ReplicaServicer):
                 await credits.acquire()
                 events.put_nowait(("chunk", bytes(chunk[i : i + CHUNK])))
         return b"", "application/octet-stream"
+
+
+def _event(event: tuple[Any, ...]) -> pb.RunEvent:
+    """A handler's report (a result chunk, progress, a log line) as the agent receives it."""
+    if event[0] == "chunk":
+        return pb.RunEvent(chunk=event[1])
+    if event[0] == "progress":
+        return pb.RunEvent(progress=pb.Progress(fraction=event[1], message=event[2]))
+    return pb.RunEvent(log=pb.Log(line=event[1]))
+
+
+def _outcome(work: asyncio.Future[tuple[bytes, str]]) -> pb.RunEvent:
+    try:
+        body, content_type = work.result()
+    except Exception as e:  # the user's code failed: a failed task, not a dead replica
+        message = f"{type(e).__name__}: {e}"
+        return pb.RunEvent(error=pb.Error(code="handler_error", message=message))
+    return pb.RunEvent(result=pb.Result(body=body, content_type=content_type))
 
 
 async def serve(handler_path: str, concurrency: int, host: str, port: int) -> None:

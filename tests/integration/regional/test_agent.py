@@ -46,10 +46,11 @@ async def test_never_more_than_replica_concurrency_and_the_rest_waits_in_the_que
     agent = await harness.start_agent()
     await harness.ready(agent, "worker", 1)
     records = [await harness.submit("worker", "sleep", {"seconds": 3}) for _ in range(6)]
-    pool = agent.runners["worker"].pool
+    runner = agent.runners["worker"]
+    pool = runner.pool
     await until(lambda: pool.busy_slots == 4)
     await asyncio.sleep(0.3)  # time to over-claim, if it would
-    assert pool.busy_slots == 4 and len(pool.running) == 4
+    assert pool.busy_slots == 4 and len(runner.running) == 4
     etcd = harness.clusters.for_partition(REGION)
     prefix = keys.ready_app(harness.queue.root, REGION, "worker")
     queued, _ = await etcd.range_all(prefix, keys.prefix_end(prefix))
@@ -89,7 +90,8 @@ async def test_short_tasks_never_wait_behind_long_ones_while_a_slot_is_free(
     agent = await harness.start_agent(replicas={"worker": 2})
     await harness.ready(agent, "worker", 2)
     longs = [await harness.submit("worker", "sleep", {"seconds": 30}) for _ in range(3)]
-    await asyncio.sleep(0.5)
+    pool = agent.runners["worker"].pool
+    await until(lambda: pool.busy_slots == 3)  # the long ones run; one slot is free
     shorts = [await harness.submit("worker", "sleep", {"seconds": 0.05}) for _ in range(20)]
     started = time.monotonic()
     finals = [await harness.result(r, timeout=20) for r in shorts]
@@ -123,8 +125,9 @@ async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     agent = await harness.start_agent()
     await harness.ready(agent, "worker", 1)
     record = await harness.submit("worker", "sleep", {"seconds": 3})  # the kill lands mid-task
-    pool = agent.runners["worker"].pool
-    await until(lambda: bool(pool.running))
+    runner = agent.runners["worker"]
+    pool = runner.pool
+    await until(lambda: bool(runner.running))
     victim = pool.replicas[0]
     assert victim.process is not None and victim.channel is not None
     if channel_closes_first:
@@ -144,8 +147,7 @@ async def test_scale_in_drains_and_never_kills_a_running_task(harness: Harness) 
     pool = agent.runners["worker"].pool
     await until(lambda: pool.busy_slots == 2)
     pool.scale_to(1)
-    await asyncio.sleep(0.3)
-    assert sum(r.draining for r in pool.replicas) == 1
+    await until(lambda: sum(r.draining for r in pool.replicas) == 1)
     assert len(pool.replicas) == 2  # the draining one still runs its task
     finals = [await harness.result(r) for r in records]
     assert all(f.state is State.SUCCEEDED and f.attempts == 1 for f in finals)
