@@ -24,8 +24,10 @@ from federation.waiters import until_finished
 log = logging.getLogger(__name__)
 _FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # How a finished task that did not succeed answers GET .../result (and a sync submit).
+# result_too_large: the handler answered, but with more than can be delivered (over the app's
+# max_payload_bytes, or more than etcd takes inline): a bad answer from upstream, so 502.
 _FAILURE_STATUS = {"handler_error": 500, "replica_lost": 502, "timeout": 504, "expired": 504,
-                   "payload_unavailable": 502,
+                   "payload_unavailable": 502, "result_too_large": 502,
                    "cancelled": 409}  # fmt: skip
 
 

@@ -1,13 +1,15 @@
 """A claimer's side of its claims, beyond settling them (``queue.py``): which of them ended
-under it (a client cancelled the task, or the lease lapsed), so it stops running those tasks."""
+under it (a client cancelled the task, or the lease lapsed), so it stops running those tasks;
+and letting go of one whose outcome cannot be written, so the task is not stuck ``running``."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 from federation import keys
-from federation.etcd import Event, Snapshot
-from federation.queue import Claimer, Queue
+from federation.errors import NotClaimer
+from federation.etcd import Event, Snapshot, delete, value_is
+from federation.queue import Claim, Claimer, Queue
 
 
 def step(held: frozenset[bytes], item: Snapshot | Event) -> tuple[frozenset[bytes], list[bytes]]:
@@ -33,3 +35,13 @@ async def revoked(queue: Queue, claimer: Claimer, partition: str) -> AsyncIterat
         held, gone = step(held, item)
         for key in gone:
             yield keys.task_id_of(key)
+
+
+async def abandon(queue: Queue, claim: Claim) -> None:
+    """Let go of a claim without settling it, when its outcome cannot be written: only the
+    claim key goes (a delete, which etcd takes even with its space used up), and the reaper
+    requeues the task as it does a dead claimer's. NotClaimer when it is not ours any more."""
+    p = claim.record.partition
+    result = await queue.etcd(p).txn([value_is(claim.key, claim.token)], [delete(claim.key)])
+    if not result.succeeded:
+        raise NotClaimer(f"task {claim.record.id}: the claim is no longer ours")

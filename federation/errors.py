@@ -104,3 +104,10 @@ class Forbidden(SpilloverError):
 class Unreachable(Unavailable):
     """No member of the cluster could be reached: the request was certainly not applied, so
     it is safe to store the task elsewhere instead (a timeout is not: it may have applied)."""
+
+
+class Rejected(SpilloverError):
+    """etcd refused the request itself (larger than its --max-request-bytes, too many
+    operations): sending it again cannot help, unlike :class:`Unavailable`."""
+
+    code = "rejected"

@@ -20,7 +20,7 @@ import aetcd
 from aetcd import rpc
 from aetcd import transactions as tx
 
-from federation.errors import Unavailable, Unreachable
+from federation.errors import Rejected, StorageFull, Unavailable, Unreachable
 from federation.etcd_tls import EtcdTls, TlsClient
 from federation.keys import prefix_end
 from federation.metrics import FederationMetrics
@@ -28,6 +28,8 @@ from federation.metrics import FederationMetrics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# etcd's answer to a write once its quota is used up (the NOSPACE alarm).
+_NO_SPACE = "database space exceeded"
 # Pages of a range read. A backlog of ~20k records in one response would pass gRPC's 4 MiB limit.
 PAGE = 1000
 
@@ -184,14 +186,12 @@ class Etcd:
             return  # another call already moved on
         self._client = None
         self._index = (self._index + 1) % len(self.endpoints)
-        with contextlib.suppress(Exception):
-            await failed.close()
+        await _close(failed)
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(Exception):
-                await client.close()
+            await _close(client)
 
     async def _call(self, op: str, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         """Run ``fn`` against the current member; on UNAVAILABLE try each other member once (the
@@ -213,8 +213,13 @@ class Etcd:
                 # Timed out: the request may or may not have applied; do not retry it.
                 await self._failover(client)
                 raise Unavailable(f"etcd {self.endpoint} timed out on {op}: {e}") from e
+            except aetcd.InvalidArgumentError as e:
+                _reraise_if_cancelled(e)
+                raise Rejected(f"etcd rejected {op}: {e}") from e
             except aetcd.ClientError as e:
                 _reraise_if_cancelled(e)
+                if _NO_SPACE in str(e):  # writes are refused until an operator frees space
+                    raise StorageFull(f"etcd refused {op}: {e}") from e
                 raise Unavailable(f"etcd refused {op}: {e}") from e
             except asyncio.CancelledError as e:
                 _reraise_if_cancelled(e)
@@ -362,6 +367,15 @@ class Etcd:
                     yield ev
             except Compacted:
                 log.info("watch on %s fell behind compaction; re-listing", prefix)
+
+
+async def _close(client: aetcd.Client) -> None:
+    """Close a client, giving up after a second: aetcd's close waits for its watch stream's
+    request handler, which can stay stuck once the member went away (seen after an etcd
+    restart: the call that failed over, a reaper's range, then hung forever)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            await client.close()
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:

@@ -65,10 +65,12 @@ class LocalEtcd:
         first_port: int | None = None,
         die_with_parent: bool = False,
         tls: ServerTls | None = None,
+        flags: tuple[str, ...] = (),
     ) -> None:
         """``first_port``: member i listens on first_port + 2i (clients) and + 2i + 1 (peers);
         default: free ports. ``die_with_parent``: members die with this process (only from a
-        process without threads yet; see :func:`federation.proc.die_with_parent`)."""
+        process without threads yet; see :func:`federation.proc.die_with_parent`). ``flags``:
+        more of etcd's own (a test's ``--max-request-bytes``)."""
         self.binary = binary or shutil.which("etcd") or ""
         if not self.binary:
             raise FileNotFoundError("etcd is not on PATH (Debian: apt-get install etcd-server)")
@@ -77,6 +79,7 @@ class LocalEtcd:
         self.quiet = quiet
         self.token = f"spillover-{os.getpid()}-{free_port()}"
         self.die_with_parent = die_with_parent
+        self.flags = flags
 
         def ports(i: int) -> tuple[int, int]:
             if first_port is None:
@@ -115,6 +118,7 @@ class LocalEtcd:
             "--election-timeout=500",
             "--log-level=warn",
             *self._tls_flags(),
+            *self.flags,
         ]
 
     def _tls_flags(self) -> list[str]:

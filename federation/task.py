@@ -42,6 +42,7 @@ ErrorCode = Literal[
     "cancelled",
     "replica_lost",
     "payload_unavailable",
+    "result_too_large",
     "internal",
 ]
 

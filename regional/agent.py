@@ -79,7 +79,7 @@ class Agent:
     async def _run(self) -> None:
         c, blobs = self.config, self.blobs
         assert blobs is not None
-        outcomes = Outcomes(self.queue, blobs, self.metrics)
+        outcomes = Outcomes(self.queue, blobs, self.metrics, self.claimer)
         shared = Shared(c.name, self.queue, self.claimer, self.provider, blobs,
                         c.blobs.inline_limit, self.metrics, outcomes, self.rules,
                         self.clock)  # fmt: skip

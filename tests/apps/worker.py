@@ -54,3 +54,11 @@ class Worker:
 
     def boom(self, payload: bytes, ctx: Any) -> bytes:
         raise ValueError("bad input: " + payload.decode())
+
+    def big(self, payload: bytes, ctx: Any) -> bytes:
+        """``{"size": n}``: n bytes of a repeating pattern (:func:`pattern`), returned whole."""
+        return pattern(int(json.loads(payload)["size"]))
+
+
+def pattern(n: int) -> bytes:
+    return (bytes(range(256)) * (n // 256 + 1))[:n]
