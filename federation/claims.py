@@ -45,3 +45,11 @@ async def abandon(queue: Queue, claim: Claim) -> None:
     result = await queue.etcd(p).txn([value_is(claim.key, claim.token)], [delete(claim.key)])
     if not result.succeeded:
         raise NotClaimer(f"task {claim.record.id}: the claim is no longer ours")
+
+
+async def held(queue: Queue, claim: Claim) -> bool:
+    """Whether ``claim`` is still the claimer's: its key holds its token. A claimer that
+    claimed a task again under the same key gets the delete of the earlier claim late, from a
+    watch: the key then holds the new claim's token, and the new run goes on."""
+    kv = await queue.etcd(claim.record.partition).get(claim.key)
+    return kv is not None and kv.value == claim.token

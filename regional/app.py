@@ -15,6 +15,8 @@ from typing import Any
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from federation.blobs import BlobStore
+from federation.claims import held
+from federation.errors import Unavailable
 from federation.placement import ClaimRules, next_eligible_at
 from federation.queue import Claim, Claimer, Queue
 from federation.ready import ReadyView
@@ -163,11 +165,23 @@ class AppRunner:
         task.add_done_callback(lambda _: self._ended(record.id, run))
 
     def cancel(self, task_id: str) -> None:
-        """The task's claim was revoked (cancelled by a client, or our lease lapsed): stop it,
+        """A claim of the task went (a client cancelled it, or our lease lapsed): stop its run,
         unless its outcome is already being written (the fence decides then)."""
         entry = self.running.get(task_id)
         if entry is not None and not entry[0].settling:
-            entry[1].cancel()
+            self._spawn(self._revoke(*entry))
+
+    async def _revoke(self, run: TaskRun, task: asyncio.Task[None]) -> None:
+        """Stop the run if its own claim went. The delete of an earlier claim of the task (given
+        back, claimed again by us under the same key) may come late: then the run's claim is
+        live, and stopped, nothing would ever settle it."""
+        try:
+            if await held(self.shared.queue, run.claim):
+                return
+        except Unavailable:
+            return  # cannot tell: it runs on; if revoked, the fence keeps its result out
+        if not run.settling:
+            task.cancel()
 
     def _ended(self, task_id: str, run: TaskRun) -> None:
         if task_id in self.running and self.running[task_id][0] is run:  # not a later attempt

@@ -115,6 +115,23 @@ async def test_cancel_reaches_a_running_task_and_frees_its_slot(harness: Harness
     assert (await harness.queue.get(record.id)).state is State.CANCELLED
 
 
+async def test_a_late_delete_of_an_earlier_claim_does_not_stop_the_current_run(
+    harness: Harness,
+) -> None:
+    """The agent learns that a claim ended from a watch. The delete of an earlier claim of the
+    same task (given back, then claimed again by this agent under the same key) can arrive after
+    the new run started; that run's claim is live, and stopped nothing would ever settle it."""
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    record = await harness.submit("worker", "sleep", {"seconds": 1})
+    runner = agent.runners["worker"]
+    await until(lambda: record.id in runner.running)
+    runner.cancel(record.id)  # what the late delete event asks for
+    done = await harness.result(record, timeout=20)
+    assert done.state is State.SUCCEEDED and done.attempts == 1
+
+
 @pytest.mark.parametrize("channel_closes_first", [False, True])
 async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     harness: Harness, channel_closes_first: bool
