@@ -124,12 +124,24 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         result = await call(fn, body, ctx, self.pool)
         chunks = streamed(result)
         if chunks is None:
-            return encode_result(result)
+            whole, content_type = encode_result(result)
+            if len(whole) <= CHUNK:
+                return whole, content_type
+            # Larger goes in chunks, as a streamed result does: one message of it could pass
+            # gRPC's limit, failing the call as if the replica had died.
+            await _send_chunks(whole, events, credits)
+            return b"", content_type
         async for chunk in chunks:
-            for i in range(0, len(chunk), CHUNK):
-                await credits.acquire()
-                events.put_nowait(("chunk", bytes(chunk[i : i + CHUNK])))
+            await _send_chunks(chunk, events, credits)
         return b"", "application/octet-stream"
+
+
+async def _send_chunks(data: bytes, events: asyncio.Queue[Any], credits: asyncio.Semaphore) -> None:
+    """``data`` to the agent in CHUNK pieces, each once a credit is free (_IN_FLIGHT at most)."""
+    view = memoryview(data)
+    for i in range(0, len(view), CHUNK):
+        await credits.acquire()
+        events.put_nowait(("chunk", bytes(view[i : i + CHUNK])))
 
 
 def _event(event: tuple[Any, ...]) -> pb.RunEvent:

@@ -8,6 +8,7 @@ the next claim and this settle overlap instead of taking turns. How a call can e
 | the call ...                                   | outcome                                    |
 |------------------------------------------------|--------------------------------------------|
 | ends with a result / an error                  | the result / ``handler_error``             |
+| brings more than ``max_payload_bytes``         | ``result_too_large``; the call is cut      |
 | passes ``max_runtime`` (DEADLINE_EXCEEDED)     | ``timeout``                                |
 | is cut because the payload blob is broken      | ``payload_unavailable``; replica not blamed |
 | breaks (any other status, channel closed)      | replica retired, task given back at once   |
@@ -32,7 +33,7 @@ from regional.events import EventPublisher
 from regional.outcomes import Failure, GiveBack, Outcome, Outcomes, Result
 from regional.replicas import Replica
 from regional.replicaset import ReplicaSet
-from regional.results import ResultSink
+from regional.results import ResultSink, ResultTooLarge
 from regional.rpc import replica_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class TaskRun:
         self.ctx = ctx
         record = claim.record
         name = result_name(ulid_of(record.id), record.attempts)
-        self.sink = ResultSink(ctx.blobs, ctx.inline_limit, name)
+        self.sink = ResultSink(ctx.blobs, ctx.inline_limit, name, spec.scaling.max_payload_bytes)
         self.events: EventPublisher | None = None  # most tasks report none: no extra writes
         self.call: Any = None
         self.feeding: asyncio.Task[None] | None = None
@@ -87,6 +88,8 @@ class TaskRun:
         except grpc.aio.AioRpcError as e:
             max_runtime = self.spec.scaling.max_runtime
             outcome = rpc_outcome(e.code(), max_runtime) or self._broke(e.code().name)
+        except ResultTooLarge as e:  # the call is cut below; the replica is not to blame
+            outcome = Failure("result_too_large", str(e))
         finally:
             await self._end()
         self.settling = True

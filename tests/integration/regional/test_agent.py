@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import pytest
 
 from federation import keys
 from federation.task import State
+from tests.apps.worker import pattern
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.waiting import until
 
@@ -212,3 +214,27 @@ async def test_demo_predict_batches_concurrent_requests_with_the_right_rows(
     assert [len(o["outputs"]) for o in outputs] == [len(x) for x in inputs]
     flat = [v for row in outputs[5]["outputs"] for v in row]
     assert flat == pytest.approx([v for row in alone for v in row])
+
+
+async def test_a_result_of_any_size_up_to_max_payload_bytes_and_none_over_it(
+    harness: Harness,
+) -> None:
+    """A 70 MiB result (over gRPC's 64 MiB message limit) arrives whole, in the agent's blob
+    store; one over the app's max_payload_bytes fails its task with result_too_large, and the
+    replica serves on (before, the first killed replica after replica: a crash loop)."""
+    await harness.apps.put(worker_spec(max_payload_bytes=80 << 20))
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    pool = agent.runners["worker"].pool
+    (replica,) = pool.replicas
+    done = await harness.result(await harness.submit("worker", "big", {"size": 70 << 20}), 60)
+    assert done.state is State.SUCCEEDED and done.attempts == 1 and done.result_ref is not None
+    assert done.result_ref.size == 70 << 20
+    assert done.result_ref.sha256 == hashlib.sha256(pattern(70 << 20)).hexdigest()
+    over = await harness.result(await harness.submit("worker", "big", {"size": 81 << 20}), 60)
+    assert over.state is State.FAILED and over.error is not None and over.attempts == 1
+    assert over.error.code == "result_too_large" and str(80 << 20) in over.error.message
+    assert pool.replicas == [replica] and not replica.draining and replica.process is not None
+    assert replica.process.returncode is None
+    after = await harness.result(await harness.submit("worker", "echo", b"next"))
+    assert after.state is State.SUCCEEDED
