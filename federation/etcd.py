@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 # etcd's answer to a write once its quota is used up (the NOSPACE alarm).
 _NO_SPACE = "database space exceeded"
+# gRPC's answer to a request past the server's receive limit (--max-request-bytes + 512 KiB).
+_TOO_LARGE = "larger than max"
 # Pages of a range read. A backlog of ~20k records in one response would pass gRPC's 4 MiB limit.
 PAGE = 1000
 
@@ -218,6 +220,8 @@ class Etcd:
                 raise Rejected(f"etcd rejected {op}: {e}") from e
             except aetcd.ClientError as e:
                 _reraise_if_cancelled(e)
+                if _TOO_LARGE in str(e):  # past etcd's gRPC limit: RESOURCE_EXHAUSTED, untyped
+                    raise Rejected(f"etcd rejected {op}: {e}") from e
                 if _NO_SPACE in str(e):  # writes are refused until an operator frees space
                     raise StorageFull(f"etcd refused {op}: {e}") from e
                 raise Unavailable(f"etcd refused {op}: {e}") from e

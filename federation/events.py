@@ -32,7 +32,8 @@ class TaskEvents(BaseModel):
     seq: int = 0  # lines ever logged
 
     def with_progress(self, fraction: float, message: str) -> TaskEvents:
-        return self.model_copy(update={"progress": Progress(fraction=fraction, message=message)})
+        progress = Progress(fraction=fraction, message=message[:MAX_LINE])
+        return self.model_copy(update={"progress": progress})
 
     def with_line(self, line: str) -> TaskEvents:
         seq = self.seq + 1

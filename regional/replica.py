@@ -24,6 +24,7 @@ import uvloop
 
 from federation.blobs import CHUNK
 from federation.proc import die_with_parent
+from federation.task import truncated
 from regional.handler import (
     Context,
     UnknownFunction,
@@ -157,7 +158,7 @@ def _outcome(work: asyncio.Future[tuple[bytes, str]]) -> pb.RunEvent:
     try:
         body, content_type = work.result()
     except Exception as e:  # the user's code failed: a failed task, not a dead replica
-        message = f"{type(e).__name__}: {e}"
+        message = truncated(f"{type(e).__name__}: {e}")  # the stored message is cut anyway
         return pb.RunEvent(error=pb.Error(code="handler_error", message=message))
     return pb.RunEvent(result=pb.Result(body=body, content_type=content_type))
 

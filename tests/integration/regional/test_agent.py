@@ -238,3 +238,17 @@ async def test_a_result_of_any_size_up_to_max_payload_bytes_and_none_over_it(
     assert replica.process.returncode is None
     after = await harness.result(await harness.submit("worker", "echo", b"next"))
     assert after.state is State.SUCCEEDED
+
+
+async def test_a_10_mb_error_message_is_stored_cut_to_4_kib_with_a_marker(harness: Harness) -> None:
+    """An exception's message lands in the task record, written to etcd twice per settle: a
+    10 MB one must not become a 10 MB write (etcd refuses it; the task ran three times)."""
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    done = await harness.result(await harness.submit("worker", "shout", {"size": 10_000_000}))
+    assert done.state is State.FAILED and done.attempts == 1 and done.error is not None
+    assert done.error.code == "handler_error"
+    assert done.error.message.startswith("ValueError: xxx")
+    assert len(done.error.message.encode()) <= 4096
+    assert done.error.message.endswith("[truncated: 10000012 bytes]")
