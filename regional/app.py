@@ -90,7 +90,7 @@ class AppRunner:
         self.spec = spec
         self.view = view
         self.shared = shared
-        self.pool = ReplicaSet(spec, shared.region, shared.provider, desired)
+        self.pool = ReplicaSet(spec, shared.region, shared.provider, desired, shared.metrics)
         self.running: dict[str, tuple[TaskRun, asyncio.Task[None]]] = {}
         self.rate = Rate()  # tasks started per second: the heartbeat's and the autoscaler's
         self._ctx = RunContext(shared.queue, shared.blobs, shared.inline_limit,

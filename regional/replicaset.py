@@ -18,6 +18,7 @@ from typing import Any
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from regional.load import ReplicaCounts
+from regional.metrics import RegionMetrics
 from regional.replicas import Provider, Replica
 
 log = logging.getLogger(__name__)
@@ -46,16 +47,25 @@ def plan(
 
 
 class ReplicaSet:
-    def __init__(self, spec: AppSpec, region: str, provider: Provider, desired: int) -> None:
+    def __init__(
+        self,
+        spec: AppSpec,
+        region: str,
+        provider: Provider,
+        desired: int,
+        metrics: RegionMetrics | None = None,
+    ) -> None:
         self.spec = spec
         self.region = region
         self.provider = provider
         self.desired = desired
+        self.metrics = metrics
         self.replicas: list[Replica] = []
         self.starting = 0
         self.changed = asyncio.Event()  # for the supervisor: a replica came, went or drained
         self.capacity = asyncio.Event()  # for the dispatcher: a slot may have freed
         self._stopping: set[str] = set()  # replicas a stop was sent to
+        self._broken: set[str] = set()  # replicas retired for a broken call
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- slots ---------------------------------------------------------------------------------
@@ -101,6 +111,7 @@ class ReplicaSet:
         """A call to it broke: it is dying or sick. Drain it now (before its exit is noticed,
         so no task is sent to it) and let the supervisor replace it."""
         replica.draining = True
+        self._broken.add(replica.id)
         self._notify()
 
     def scale_to(self, n: int) -> None:
@@ -117,9 +128,7 @@ class ReplicaSet:
         """Forever: replace exited replicas, start or drain towards ``desired``, stop drained."""
         while True:
             for r in [r for r in self.replicas if r.exited.is_set()]:
-                self.replicas.remove(r)
-                self._stopping.discard(r.id)
-                self._notify()
+                self._gone(r)
             todo = plan(self.replicas, self.starting, self.desired, self._stopping)
             for _ in range(todo.start):
                 self.starting += 1
@@ -133,6 +142,17 @@ class ReplicaSet:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):
                     await self.changed.wait()
+
+    def _gone(self, replica: Replica) -> None:
+        """An exited replica leaves the set. It died unasked if no stop was sent to it, or if
+        a call broke first (the stop that follows a retirement is not why it went)."""
+        self.replicas.remove(replica)
+        unasked = replica.id in self._broken or replica.id not in self._stopping
+        if unasked and self.metrics is not None:
+            self.metrics.replica_exits.labels(self.spec.name, self.region).inc()
+        self._stopping.discard(replica.id)
+        self._broken.discard(replica.id)
+        self._notify()
 
     async def _start_one(self) -> None:
         try:

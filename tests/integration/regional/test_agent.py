@@ -14,6 +14,7 @@ import pytest
 
 from federation import keys
 from federation.task import State
+from regional.agent import Agent
 from tests.apps.worker import pattern
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.waiting import until
@@ -156,6 +157,7 @@ async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     assert done.state is State.SUCCEEDED and done.attempts == 2
     assert json.loads(await harness.queue.result(done))["pid"] != victim.process.pid
     assert all(r is not victim for r in pool.replicas)  # replaced
+    assert exits(agent) == 1  # what a crash-loop alert counts
 
 
 async def test_scale_in_drains_and_never_kills_a_running_task(harness: Harness) -> None:
@@ -171,6 +173,14 @@ async def test_scale_in_drains_and_never_kills_a_running_task(harness: Harness) 
     finals = [await harness.result(r) for r in records]
     assert all(f.state is State.SUCCEEDED and f.attempts == 1 for f in finals)
     await until(lambda: len(pool.replicas) == 1)
+    assert exits(agent) == 0  # asked to stop: not a crash
+
+
+def exits(agent: Agent) -> float:
+    """spillover_replica_exits_total of the worker app: replicas that died unasked."""
+    labels = {"app": "worker", "region": REGION}
+    value = agent.metrics.registry.get_sample_value("spillover_replica_exits_total", labels)
+    return value or 0.0
 
 
 async def test_handler_errors_and_max_runtime_fail_the_task_not_the_replica(
