@@ -47,7 +47,7 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "replica_lost": ("502", "the replica died while running the task, and retries ran out"),
     "payload_unavailable": ("502", "the task's body could not be read from the blob store"),
     "blob_unavailable": ("502", "a stored body or result could not be read whole"),
-    "result_too_large": ("500", "the handler's result is over the limit"),
+    "result_too_large": ("502", "the handler's result is over the app's max_payload_bytes"),
     "unavailable": ("503", "etcd cannot take the request durably; nothing was acknowledged"),
     "storage_full": ("503", "etcd is above its space watermark: new tasks wait for space"),
     "overloaded": ("503", "this edge serves `max_connections` requests already"),

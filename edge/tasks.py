@@ -46,8 +46,10 @@ from federation.waiters import until_finished
 log = logging.getLogger(__name__)
 _FUNCTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # How a finished task that did not succeed answers GET .../result (and a sync submit).
+# result_too_large: the handler answered, but with more than can be delivered (over the app's
+# max_payload_bytes, or more than etcd takes inline): a bad answer from upstream, so 502.
 _FAILURE_STATUS = {"handler_error": 500, "replica_lost": 502, "timeout": 504, "expired": 504,
-                   "payload_unavailable": 502,
+                   "payload_unavailable": 502, "result_too_large": 502,
                    "cancelled": 409}  # fmt: skip
 
 
@@ -203,10 +205,10 @@ def _fingerprint(app: str, function: str, body: bytes, ref: BlobRef | None) -> s
 def _one_per_cluster(request: web.Request, regions: tuple[str, ...]) -> tuple[str, ...]:
     """The first region of each etcd cluster: another partition of an unreachable cluster is
     just as unreachable."""
-    seen: set[int] = set()
+    seen: set[str] = set()
     out = []
     for r in regions:
-        cluster = id(request.app[CLUSTERS].for_partition(r))
+        cluster = request.app[CLUSTERS].name_of(r)
         if cluster not in seen:
             seen.add(cluster)
             out.append(r)

@@ -28,6 +28,10 @@ from federation.metrics import FederationMetrics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# etcd's answer to a write once its quota is used up (the NOSPACE alarm).
+_NO_SPACE = "database space exceeded"
+# gRPC's answer to a request past the server's receive limit (--max-request-bytes + 512 KiB).
+_TOO_LARGE = "larger than max"
 # Pages of a range read. A backlog of ~20k records in one response would pass gRPC's 4 MiB limit.
 PAGE = 1000
 
@@ -149,9 +153,13 @@ class Etcd:
         timeout: float = 5.0,
         metrics: FederationMetrics | None = None,
         tls: EtcdTls | None = None,
+        name: str | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("an etcd cluster needs at least one endpoint")
+        # What the cluster is called in sessions, group commits and logs (``Clusters`` names
+        # them); without a name, its endpoints.
+        self.name = name or ",".join(endpoints)
         self.endpoints = [_host_port(e) for e in endpoints]
         self._urls = tuple(endpoints)
         self._tls = tls
@@ -199,14 +207,12 @@ class Etcd:
             return  # another call already moved on
         self._client = None
         self._index = (self._index + 1) % len(self.endpoints)
-        with contextlib.suppress(Exception):
-            await failed.close()
+        await _close(failed)
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(Exception):
-                await client.close()
+            await _close(client)
         for member in self._members:
             await member.close()
 
@@ -462,6 +468,15 @@ def _refusal(op: str, e: aetcd.ClientError) -> Exception:
     if isinstance(e, aetcd.InvalidArgumentError) or "larger than max" in text:
         return Rejected(f"etcd refused {op}: {text}")
     return Unavailable(f"etcd refused {op}: {text}")
+
+
+async def _close(client: aetcd.Client) -> None:
+    """Close a client, giving up after a second: aetcd's close waits for its watch stream's
+    request handler, which can stay stuck once the member went away (seen after an etcd
+    restart: the call that failed over, a reaper's range, then hung forever)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            await client.close()
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:

@@ -66,11 +66,13 @@ class LocalEtcd:
         die_with_parent: bool = False,
         tls: ServerTls | None = None,
         quota_bytes: int | None = None,
+        flags: tuple[str, ...] = (),
     ) -> None:
         """``first_port``: member i listens on first_port + 2i (clients) and + 2i + 1 (peers);
         default: free ports. ``die_with_parent``: members die with this process (only from a
         process without threads yet; see :func:`federation.proc.die_with_parent`).
-        ``quota_bytes``: ``--quota-backend-bytes`` (etcd's default, 2 GiB, when None)."""
+        ``quota_bytes``: ``--quota-backend-bytes`` (etcd's default, 2 GiB, when None);
+        ``flags``: more of etcd's own (a test's ``--max-request-bytes``)."""
         self.binary = binary or shutil.which("etcd") or ""
         if not self.binary:
             raise FileNotFoundError("etcd is not on PATH (Debian: apt-get install etcd-server)")
@@ -80,6 +82,7 @@ class LocalEtcd:
         self.token = f"spillover-{os.getpid()}-{free_port()}"
         self.die_with_parent = die_with_parent
         self.quota_bytes = quota_bytes
+        self.flags = flags
 
         def ports(i: int) -> tuple[int, int]:
             if first_port is None:
@@ -119,6 +122,7 @@ class LocalEtcd:
             "--log-level=warn",
             *([f"--quota-backend-bytes={self.quota_bytes}"] if self.quota_bytes else []),
             *self._tls_flags(),
+            *self.flags,
         ]
 
     def _tls_flags(self) -> list[str]:

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-# The value stays small (etcd keeps every rewrite until compaction): at most 100 lines of 500
-# characters and a 500-character progress message, ~60 KiB.
-KEEP_LINES = 100
-MAX_LINE = 500
-MAX_MESSAGE = 500
+from federation.limits import KEEP_LINES, MAX_LINE, MAX_MESSAGE
 
 
 class Progress(BaseModel):

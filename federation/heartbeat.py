@@ -89,17 +89,3 @@ def _summed(rates: Iterable[Mapping[str, float]]) -> dict[str, float]:
         for home, rate in r.items():
             total[home] = round(total.get(home, 0.0) + rate, 2)
     return dict(sorted(total.items()))
-
-
-def spilled_in(
-    before: Mapping[str, int], after: Mapping[str, int], region: str, seconds: float
-) -> dict[str, float]:
-    """Tasks per second that ``region`` started from each other home region over a window, from
-    its counts of started tasks by home region at the window's start and end."""
-    if seconds <= 0:
-        return {}
-    return {
-        home: round((n - before.get(home, 0)) / seconds, 2)
-        for home, n in sorted(after.items())
-        if home != region and n > before.get(home, 0)
-    }

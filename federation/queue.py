@@ -85,13 +85,13 @@ class Claimer:
         self.id = claimer_id
         self.region = region
         self.ttl = ttl
-        self.sessions: dict[int, Session] = {}
+        self.sessions: dict[str, Session] = {}  # by cluster name
 
     async def session(self, etcd: Etcd) -> Session:
-        s = self.sessions.get(id(etcd))
+        s = self.sessions.get(etcd.name)
         if s is None or s.lost.is_set():
             s = await Session(etcd, self.ttl).start()
-            self.sessions[id(etcd)] = s
+            self.sessions[etcd.name] = s
         return s
 
     async def close(self) -> None:
@@ -104,10 +104,10 @@ class Queue:
         self.clusters = clusters
         self.root = clusters.root
         self.clock = clock
-        # Per cluster (by its client's id): new tasks and settles batch apart, because only new
-        # tasks must be refused when etcd is out of space (``groupcommit.py``).
-        self._enqueues: dict[int, GroupCommit] = {}
-        self._settles: dict[int, GroupCommit] = {}
+        # Per cluster name: new tasks and settles batch apart, because only new tasks must be
+        # refused when etcd is out of space (``groupcommit.py``).
+        self._enqueues: dict[str, GroupCommit] = {}
+        self._settles: dict[str, GroupCommit] = {}
 
     def etcd(self, partition: str) -> Etcd:
         return self.clusters.for_partition(partition)
@@ -115,11 +115,11 @@ class Queue:
     def _enqueue_group(self, partition: str) -> GroupCommit:
         etcd = self.etcd(partition)
         quota_key = keys.quota_probe(self.root)
-        return self._enqueues.setdefault(id(etcd), GroupCommit(etcd, quota_key))
+        return self._enqueues.setdefault(etcd.name, GroupCommit(etcd, quota_key))
 
     def _settle_group(self, partition: str) -> GroupCommit:
         etcd = self.etcd(partition)
-        return self._settles.setdefault(id(etcd), GroupCommit(etcd))
+        return self._settles.setdefault(etcd.name, GroupCommit(etcd))
 
     def ready_key(self, r: TaskRecord) -> bytes:
         return keys.ready(self.root, r.partition, r.app, r.priority, ns(r.created_at), r.id)

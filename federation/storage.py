@@ -136,11 +136,11 @@ class StorageGuard:
         self.spaces: dict[str, Space] = {}
 
     def level_of(self, etcd: Etcd) -> Level:
-        return self.levels.get(self.clusters.name_of(etcd), Level.OK)
+        return self.levels.get(etcd.name, Level.OK)
 
     def check(self, etcd: Etcd) -> None:
         """Raise StorageFull if new tasks must not go to this cluster now."""
-        name = self.clusters.name_of(etcd)
+        name = etcd.name
         lvl = self.levels.get(name, Level.OK)
         if lvl is not Level.OK:
             # Sweeping under pressure runs every reaper tick: space comes back in seconds.

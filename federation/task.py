@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ulid import ULID
 
 from federation.blobs import BlobRef
@@ -42,14 +42,35 @@ ErrorCode = Literal[
     "cancelled",
     "replica_lost",
     "payload_unavailable",
+    "result_too_large",
     "internal",
 ]
+
+
+# An error message lands in the task record, which a settle writes to etcd twice (record and
+# done entry); a handler's exception may carry megabytes.
+ERROR_MESSAGE_BYTES = 4096
+
+
+def truncated(message: str, limit: int = ERROR_MESSAGE_BYTES) -> str:
+    """``message`` in at most ``limit`` bytes of UTF-8; when cut, it ends with a marker that
+    says how long it was."""
+    data = message.encode()
+    if len(data) <= limit:
+        return message
+    marker = f" … [truncated: {len(data)} bytes]"
+    return data[: limit - len(marker.encode())].decode(errors="ignore") + marker
 
 
 class TaskError(BaseModel):
     model_config = ConfigDict(frozen=True)
     code: ErrorCode
     message: str
+
+    @field_validator("message")
+    @classmethod
+    def _bounded(cls, message: str) -> str:
+        return truncated(message)
 
 
 class TaskRecord(BaseModel):

@@ -64,7 +64,13 @@ class EtcdConfig(BaseModel):
 
 
 class Clusters:
-    """One :class:`Etcd` client per distinct cluster, shared by the partitions that live there."""
+    """One :class:`Etcd` client per distinct cluster, shared by the partitions that live there.
+
+    Each cluster has a name: ``control`` for the control cluster (and the partitions that live in
+    it), else the regions whose partitions it holds, joined by ``+`` (``eu-west-1``). Sessions and
+    group commits are kept per cluster name."""
+
+    CONTROL = "control"
 
     def __init__(self, config: EtcdConfig, metrics: FederationMetrics | None = None) -> None:
         self.config = config
@@ -73,30 +79,32 @@ class Clusters:
         self._metrics = metrics
         self.control = self._client(config.endpoints)
 
+    def _name(self, endpoints: tuple[str, ...]) -> str:
+        if endpoints == self.config.endpoints:
+            return self.CONTROL
+        return "+".join(sorted(p for p, e in self.config.partitions.items() if e == endpoints))
+
     def _client(self, endpoints: tuple[str, ...]) -> Etcd:
         if endpoints not in self._by_endpoints:
             self._by_endpoints[endpoints] = Etcd(
-                endpoints, timeout=self.config.timeout, metrics=self._metrics, tls=self.config.tls
-            )
+                endpoints, timeout=self.config.timeout, metrics=self._metrics,
+                tls=self.config.tls, name=self._name(endpoints),
+            )  # fmt: skip
         return self._by_endpoints[endpoints]
 
     def for_partition(self, partition: str) -> Etcd:
         return self._client(self.config.partitions.get(partition, self.config.endpoints))
 
     def named(self) -> dict[str, Etcd]:
-        """Every cluster by name: ``control`` (which may hold partitions too), else the
-        partitions it holds (``eu-west-1``, or ``ap-south-1+eu-west-1`` for a shared one)."""
-        held: dict[tuple[str, ...], list[str]] = {}
-        for partition, endpoints in self.config.partitions.items():
-            held.setdefault(endpoints, []).append(partition)
-        out = {"control": self.control}
-        for endpoints, partitions in held.items():
-            if endpoints != self.config.endpoints:
-                out["+".join(sorted(partitions))] = self._client(endpoints)
-        return out
+        """Every cluster by name: ``control`` (which may hold partitions too), else the regions
+        whose partitions it holds (``eu-west-1``, or ``ap-south-1+eu-west-1``)."""
+        for endpoints in {self.config.endpoints, *self.config.partitions.values()}:
+            self._client(endpoints)
+        return {etcd.name: etcd for etcd in self._by_endpoints.values()}
 
-    def name_of(self, etcd: Etcd) -> str:
-        return next(name for name, e in self.named().items() if e is etcd)
+    def name_of(self, partition: str) -> str:
+        """The name of the cluster that holds ``partition``."""
+        return self.for_partition(partition).name
 
     async def close(self) -> None:
         for etcd in self._by_endpoints.values():

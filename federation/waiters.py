@@ -1,6 +1,5 @@
-"""Waiting for tasks without polling: one watch per partition on the finished-task index, fanned
-out in memory to every waiter, instead of one watch per request. It sees one event per task (its
-end), not every write of its record."""
+"""Waiting for tasks without polling: one stream of finished tasks per partition
+(``finished.py``), fanned out in memory to every waiter, instead of one watch per request."""
 
 from __future__ import annotations
 
@@ -9,10 +8,9 @@ import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 
-from federation import keys
-from federation.errors import NotFound, Unavailable, Unreachable
-from federation.etcd import Compacted
-from federation.queue import Queue, decode
+from federation.errors import NotFound, Unreachable
+from federation.finished import Finished, finished
+from federation.queue import Queue
 from federation.task import TaskRecord, partition_of
 
 
@@ -29,24 +27,14 @@ class TaskWaiters:
                 tg.create_task(self._follow(p))
 
     async def _follow(self, partition: str) -> None:
-        etcd = self.queue.clusters.for_partition(partition)
-        prefix = keys.done_all(self.queue.root, partition)
-        while True:
-            try:
-                _, revision, _ = await etcd.range(
-                    prefix, keys.prefix_end(prefix), limit=1, keys_only=True
-                )
-            except Unavailable:
-                await asyncio.sleep(0.5)  # the watch below retries on its own once it runs
+        async for item in finished(self.queue, partition):
+            if isinstance(item, Finished):
+                # Decode only what someone waits for: most tasks have no waiter here.
+                if item.task_id in self._subscribers:
+                    self._publish(item.record())
                 continue
             self._watching[partition].set()
-            try:
-                async for ev in etcd.watch(prefix, revision + 1):
-                    # Decode only what someone waits for: most updates have no waiter here.
-                    if ev.kind == "put" and keys.task_id_of(ev.kv.key) in self._subscribers:
-                        self._publish(decode(ev.kv.value))
-            except Compacted:
-                # Events were missed: give every waiter of this partition the current record.
+            if item.gap:  # finishes were missed: give every waiter here the current record
                 for task_id in [t for t in self._subscribers if t.endswith("." + partition)]:
                     with contextlib.suppress(Exception):
                         self._publish(await self.queue.get(task_id))

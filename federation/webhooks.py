@@ -16,6 +16,7 @@ from federation import keys
 
 if TYPE_CHECKING:  # receivers import this module for verify(): no etcd client (grpc) for them
     from federation.etcd import Etcd
+    from federation.queue import Queue
 
 HEADER = "X-Spillover-Signature"
 TOLERANCE = 300.0  # seconds a receiver should accept a signature for
@@ -43,3 +44,15 @@ async def secret(etcd: Etcd, root: str) -> bytes:
     from federation.etcd import get_or_create
 
     return await get_or_create(etcd, keys.webhook_secret(root), secrets.token_hex(32).encode())
+
+
+async def delivered(queue: Queue, partition: str, task_id: str) -> bool:
+    """Whether the task's webhook was delivered (or given up on) already: a restarted agent
+    replays the finished tasks and must not send again."""
+    return await queue.etcd(partition).get(keys.hooked(queue.root, partition, task_id)) is not None
+
+
+async def mark_delivered(queue: Queue, partition: str, task_id: str, outcome: str) -> None:
+    """Record how the task's webhook went (``delivered``, or why it was given up on); swept
+    with the task."""
+    await queue.etcd(partition).put(keys.hooked(queue.root, partition, task_id), outcome.encode())

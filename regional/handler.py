@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from federation.limits import MAX_LINE
 from regional.streams import Body, wants_stream
 
 
@@ -39,11 +40,13 @@ class Context:
     def cancel(self) -> None:
         self._cancelled.set()
 
+    # Cut here already: each goes to the agent as one gRPC message, and one past gRPC's limit
+    # would break the task's stream as if the replica had died.
     def progress(self, fraction: float, message: str = "") -> None:
-        self._send(("progress", float(fraction), message))
+        self._send(("progress", float(fraction), str(message)[:MAX_LINE]))
 
     def log(self, line: str) -> None:
-        self._send(("log", str(line)))
+        self._send(("log", str(line)[:MAX_LINE]))
 
     def _send(self, event: Any) -> None:
         try:

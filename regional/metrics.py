@@ -33,18 +33,17 @@ class RegionMetrics:
             "spillover_spillover_total", "Tasks this region took from another region's partition",
             ["app", "from", "to"], registry=registry,
         )  # fmt: skip
-        self.queue_depth = Gauge(
-            "spillover_queue_depth", "Queued tasks this region may take now",
-            labels, registry=registry,
+        self.queue_depth = Gauge("spillover_queue_depth", "Queued tasks this region may take now",
+                                 labels, registry=registry)  # fmt: skip
+        self.replicas = Gauge("spillover_replicas", "Replicas, by state", [*labels, "state"],
+                              registry=registry)  # fmt: skip
+        self.slots = Gauge("spillover_slots", "Concurrency slots of ready replicas",
+                           [*labels, "state"], registry=registry)  # fmt: skip
+        # A rate that keeps rising is a crash loop.
+        self.replica_exits = Counter(
+            "spillover_replica_exits_total", "Replicas that died without being asked to stop "
+            "(exited, or broke a task's call)", labels, registry=registry,
         )  # fmt: skip
-        self.replicas = Gauge(
-            "spillover_replicas", "Replicas, by state", [*labels, "state"], registry=registry
-        )
-        self.slots = Gauge(
-            "spillover_slots", "Concurrency slots of ready replicas", [*labels, "state"],
-            registry=registry,
-        )  # fmt: skip
-
         self.desired = Gauge(
             "spillover_autoscaler_desired_replicas", "Replicas the autoscaler asks for",
             labels, registry=registry,

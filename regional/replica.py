@@ -24,6 +24,7 @@ import uvloop
 
 from federation.blobs import CHUNK
 from federation.proc import die_with_parent
+from federation.task import truncated
 from regional.handler import (
     Context,
     UnknownFunction,
@@ -97,20 +98,10 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         work.add_done_callback(lambda _: events.put_nowait(None))
         try:
             while (event := await events.get()) is not None:
+                yield _event(event)
                 if event[0] == "chunk":
-                    yield pb.RunEvent(chunk=event[1])
                     credits.release()
-                elif event[0] == "progress":
-                    yield pb.RunEvent(progress=pb.Progress(fraction=event[1], message=event[2]))
-                else:
-                    yield pb.RunEvent(log=pb.Log(line=event[1]))
-            try:
-                body_out, content_type = work.result()
-            except Exception as e:  # the user's code failed: a failed task, not a dead replica
-                message = f"{type(e).__name__}: {e}"
-                outcome = pb.RunEvent(error=pb.Error(code="handler_error", message=message))
-            else:
-                outcome = pb.RunEvent(result=pb.Result(body=body_out, content_type=content_type))
+            outcome = _outcome(work)
             # The slot is free before the agent hears the outcome: it frees its count of this
             # slot then and may send the next task before this stream has ended.
             self.busy -= 1
@@ -134,12 +125,42 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         result = await call(fn, body, ctx, self.pool)
         chunks = streamed(result)
         if chunks is None:
-            return encode_result(result)
+            whole, content_type = encode_result(result)
+            if len(whole) <= CHUNK:
+                return whole, content_type
+            # Larger goes in chunks, as a streamed result does: one message of it could pass
+            # gRPC's limit, failing the call as if the replica had died.
+            await _send_chunks(whole, events, credits)
+            return b"", content_type
         async for chunk in chunks:
-            for i in range(0, len(chunk), CHUNK):
-                await credits.acquire()
-                events.put_nowait(("chunk", bytes(chunk[i : i + CHUNK])))
+            await _send_chunks(chunk, events, credits)
         return b"", "application/octet-stream"
+
+
+async def _send_chunks(data: bytes, events: asyncio.Queue[Any], credits: asyncio.Semaphore) -> None:
+    """``data`` to the agent in CHUNK pieces, each once a credit is free (_IN_FLIGHT at most)."""
+    view = memoryview(data)
+    for i in range(0, len(view), CHUNK):
+        await credits.acquire()
+        events.put_nowait(("chunk", bytes(view[i : i + CHUNK])))
+
+
+def _event(event: tuple[Any, ...]) -> pb.RunEvent:
+    """A handler's report (a result chunk, progress, a log line) as the agent receives it."""
+    if event[0] == "chunk":
+        return pb.RunEvent(chunk=event[1])
+    if event[0] == "progress":
+        return pb.RunEvent(progress=pb.Progress(fraction=event[1], message=event[2]))
+    return pb.RunEvent(log=pb.Log(line=event[1]))
+
+
+def _outcome(work: asyncio.Future[tuple[bytes, str]]) -> pb.RunEvent:
+    try:
+        body, content_type = work.result()
+    except Exception as e:  # the user's code failed: a failed task, not a dead replica
+        message = truncated(f"{type(e).__name__}: {e}")  # the stored message is cut anyway
+        return pb.RunEvent(error=pb.Error(code="handler_error", message=message))
+    return pb.RunEvent(result=pb.Result(body=body, content_type=content_type))
 
 
 async def serve(handler_path: str, concurrency: int, host: str, port: int) -> None:

@@ -1,5 +1,6 @@
 """A result arriving from a replica in pieces: kept in memory up to the inline limit, and past
-it streamed into the region's blob store (the edge streams it to the client from there)."""
+it streamed into the region's blob store (the edge streams it to the client from there); never
+more than the app's ``max_payload_bytes``."""
 
 from __future__ import annotations
 
@@ -10,16 +11,25 @@ from federation.aio import cancel_and_wait
 from federation.blobs import BlobRef, BlobStore
 
 
+class ResultTooLarge(Exception):
+    """The result passed the app's max_payload_bytes: the task fails, the replica is fine."""
+
+
 class ResultSink:
-    def __init__(self, store: BlobStore, inline_limit: int, name: str) -> None:
+    def __init__(self, store: BlobStore, inline_limit: int, name: str, limit: int) -> None:
         self.store = store
         self.inline_limit = inline_limit
         self.name = name
+        self.limit = limit  # bytes in all
+        self.size = 0
         self._buf = bytearray()
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=2)
         self._writer: asyncio.Task[BlobRef] | None = None
 
     async def add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ResultTooLarge(f"the result is over max_payload_bytes = {self.limit}")
         if self._writer is None:
             if len(self._buf) + len(data) <= self.inline_limit:
                 self._buf += data

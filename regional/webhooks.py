@@ -2,9 +2,9 @@
 URL the client gave (``X-Spillover-Webhook``), signed, retried with backoff, off the request
 path. Delivery is at least once: receivers deduplicate by task id.
 
-It follows its own partition's done index, so every way a task can end (succeeded, failed,
-cancelled at an edge, expired by a reaper) is covered, whoever ended it. A marker key records
-delivery, so a restarted agent does not send again.
+It follows its own partition's finished tasks (``federation/finished.py``), so every way a task
+can end (succeeded, failed, cancelled at an edge, expired by a reaper) is covered, whoever ended
+it. A marker records delivery, so a restarted agent, which replays them, does not send again.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from tenacity import (
     wait_exponential,
 )
 
-from federation import keys, webhooks
+from federation import webhooks
 from federation.errors import Unavailable
-from federation.etcd import Etcd, Snapshot
+from federation.finished import Finished, finished
+from federation.queue import Queue
+from federation.retry import retried
 from federation.task import TaskRecord, TaskStatus
-from federation.topology import Clusters
 from regional.egress import PublicOnlyResolver, check_literal
 
 log = logging.getLogger(__name__)
@@ -44,58 +45,45 @@ class Refused(Exception):
 class WebhookSender:
     def __init__(
         self,
-        clusters: Clusters,
+        queue: Queue,
         partition: str,
         *,
         attempts: int = 8,
         backoff: float = 1.0,
         private_targets: bool = False,
     ) -> None:
-        self.clusters = clusters
+        self.queue = queue
         self.partition = partition
         self.attempts = attempts
         self.backoff = backoff  # first retry after this many seconds, doubling, at most 60
-        self.root = clusters.root
-        self.etcd: Etcd = clusters.for_partition(partition)
         self.private_targets = private_targets  # local development: receivers on loopback
         self._sending: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
-        secret = await self._secret()
+        control = self.queue.clusters.control
+        secret = await retried(webhooks.secret, control, self.queue.root)
         timeout = aiohttp.ClientTimeout(total=10)
         resolver = None if self.private_targets else PublicOnlyResolver()
         connector = aiohttp.TCPConnector(resolver=resolver)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-            async for item in self.etcd.list_watch(keys.done_all(self.root, self.partition)):
-                kvs = item.kvs if isinstance(item, Snapshot) else [item.kv]
-                if not isinstance(item, Snapshot) and item.kind != "put":
+            async for item in finished(self.queue, self.partition, replay=True):
+                # Most tasks have no webhook: skip them without decoding.
+                if not isinstance(item, Finished) or not item.has_webhook:
                     continue
-                for kv in kvs:
-                    if b'"webhook":null' in kv.value:
-                        continue  # most tasks have none: skip decoding them
-                    record = TaskRecord.model_validate_json(kv.value)
-                    if record.webhook and record.id not in self._sending:
-                        task = asyncio.create_task(self._deliver(http, secret, record))
-                        self._sending[record.id] = task
-                        task.add_done_callback(functools.partial(self._forget, record.id))
+                record = item.record()
+                if record.webhook and record.id not in self._sending:
+                    task = asyncio.create_task(self._deliver(http, secret, record))
+                    self._sending[record.id] = task
+                    task.add_done_callback(functools.partial(self._forget, record.id))
 
     def _forget(self, task_id: str, _: asyncio.Task[None]) -> None:
         self._sending.pop(task_id, None)
-
-    async def _secret(self) -> bytes:
-        while True:
-            try:
-                return await webhooks.secret(self.clusters.control, self.root)
-            except Unavailable as e:
-                log.warning("webhook secret unavailable: %s", e)
-                await asyncio.sleep(1)
 
     async def _deliver(
         self, http: aiohttp.ClientSession, secret: bytes, record: TaskRecord
     ) -> None:
         assert record.webhook is not None
-        marker = keys.hooked(self.root, self.partition, record.id)
-        if await self.etcd.get(marker) is not None:
+        if await webhooks.delivered(self.queue, self.partition, record.id):
             return
         status = TaskStatus.of(record, time.time()).model_dump(mode="json")
         body = json.dumps({"task": status, "result": f"/v1/tasks/{record.id}/result"}).encode()
@@ -114,7 +102,7 @@ class WebhookSender:
             outcome = f"gave up: {type(e).__name__}: {e}"
             log.warning("webhook of task %s to %s %s", record.id, record.webhook, outcome)
         try:
-            await self.etcd.put(marker, outcome.encode())
+            await webhooks.mark_delivered(self.queue, self.partition, record.id, outcome)
         except Unavailable as e:
             log.warning("task %s: webhook marker not written (%s): may be resent", record.id, e)
 

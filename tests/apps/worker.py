@@ -72,3 +72,15 @@ class Worker:
 
     def boom(self, payload: bytes, ctx: Any) -> bytes:
         raise ValueError("bad input: " + payload.decode())
+
+    def shout(self, payload: bytes, ctx: Any) -> bytes:
+        """Fails with an exception message of ``{"size": n}`` bytes."""
+        raise ValueError("x" * int(json.loads(payload)["size"]))
+
+    def big(self, payload: bytes, ctx: Any) -> bytes:
+        """``{"size": n}``: n bytes of a repeating pattern (:func:`pattern`), returned whole."""
+        return pattern(int(json.loads(payload)["size"]))
+
+
+def pattern(n: int) -> bytes:
+    return (bytes(range(256)) * (n // 256 + 1))[:n]

@@ -58,9 +58,9 @@ class Harness:
         # The autoscaler is off unless a test asks: these tests count slots and replicas.
         cfg = RegionConfig(
             name=REGION, lat=39.0, lon=-77.5, etcd=self.etcd_config, app_root=REPO,
-            lease_ttl=2, heartbeat_interval=0.2,
+            heartbeat_interval=0.2,
             **{"autoscale": False, "blobs": {"dir": tempfile.mkdtemp(prefix="agent-blobs-")},
-               **config},
+               "lease_ttl": 2, **config},
         )  # fmt: skip
         agent = Agent(cfg, Clusters(self.etcd_config), LocalProcessProvider(REPO))
         self.agents.append((agent, asyncio.create_task(agent.run())))

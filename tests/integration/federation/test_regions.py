@@ -159,7 +159,7 @@ async def test_a_spilled_over_task_gets_its_large_payload_and_returns_its_result
     agent streams the body from the edge, and the edge streams the result from eu-west-1's."""
     busy = task(US, app="worker", function="sleep", allowed_regions=(US,))
     await world.queue.enqueue(busy, json.dumps({"seconds": 3}).encode())
-    await until(lambda: bool(world.agents[US].runners["worker"].pool.running), 10)
+    await until(lambda: bool(world.agents[US].runners["worker"].running), 10)
     edge = await start_edge(world.config)
     try:
         data = os.urandom(2 << 20)

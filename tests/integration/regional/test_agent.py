@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -13,6 +14,8 @@ import pytest
 
 from federation import keys
 from federation.task import State
+from regional.agent import Agent
+from tests.apps.worker import pattern
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.waiting import until
 
@@ -46,10 +49,11 @@ async def test_never_more_than_replica_concurrency_and_the_rest_waits_in_the_que
     agent = await harness.start_agent()
     await harness.ready(agent, "worker", 1)
     records = [await harness.submit("worker", "sleep", {"seconds": 3}) for _ in range(6)]
-    pool = agent.runners["worker"].pool
+    runner = agent.runners["worker"]
+    pool = runner.pool
     await until(lambda: pool.busy_slots == 4)
     await asyncio.sleep(0.3)  # time to over-claim, if it would
-    assert pool.busy_slots == 4 and len(pool.running) == 4
+    assert pool.busy_slots == 4 and len(runner.running) == 4
     etcd = harness.clusters.for_partition(REGION)
     prefix = keys.ready_app(harness.queue.root, REGION, "worker")
     queued, _ = await etcd.range_all(prefix, keys.prefix_end(prefix))
@@ -89,7 +93,8 @@ async def test_short_tasks_never_wait_behind_long_ones_while_a_slot_is_free(
     agent = await harness.start_agent(replicas={"worker": 2})
     await harness.ready(agent, "worker", 2)
     longs = [await harness.submit("worker", "sleep", {"seconds": 30}) for _ in range(3)]
-    await asyncio.sleep(0.5)
+    pool = agent.runners["worker"].pool
+    await until(lambda: pool.busy_slots == 3)  # the long ones run; one slot is free
     shorts = [await harness.submit("worker", "sleep", {"seconds": 0.05}) for _ in range(20)]
     started = time.monotonic()
     finals = [await harness.result(r, timeout=20) for r in shorts]
@@ -113,6 +118,23 @@ async def test_cancel_reaches_a_running_task_and_frees_its_slot(harness: Harness
     assert (await harness.queue.get(record.id)).state is State.CANCELLED
 
 
+async def test_a_late_delete_of_an_earlier_claim_does_not_stop_the_current_run(
+    harness: Harness,
+) -> None:
+    """The agent learns that a claim ended from a watch. The delete of an earlier claim of the
+    same task (given back, then claimed again by this agent under the same key) can arrive after
+    the new run started; that run's claim is live, and stopped nothing would ever settle it."""
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    record = await harness.submit("worker", "sleep", {"seconds": 1})
+    runner = agent.runners["worker"]
+    await until(lambda: record.id in runner.running)
+    runner.cancel(record.id)  # what the late delete event asks for
+    done = await harness.result(record, timeout=20)
+    assert done.state is State.SUCCEEDED and done.attempts == 1
+
+
 @pytest.mark.parametrize("channel_closes_first", [False, True])
 async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     harness: Harness, channel_closes_first: bool
@@ -123,8 +145,9 @@ async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     agent = await harness.start_agent()
     await harness.ready(agent, "worker", 1)
     record = await harness.submit("worker", "sleep", {"seconds": 3})  # the kill lands mid-task
-    pool = agent.runners["worker"].pool
-    await until(lambda: bool(pool.running))
+    runner = agent.runners["worker"]
+    pool = runner.pool
+    await until(lambda: bool(runner.running))
     victim = pool.replicas[0]
     assert victim.process is not None and victim.channel is not None
     if channel_closes_first:
@@ -134,6 +157,7 @@ async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     assert done.state is State.SUCCEEDED and done.attempts == 2
     assert json.loads(await harness.queue.result(done))["pid"] != victim.process.pid
     assert all(r is not victim for r in pool.replicas)  # replaced
+    assert exits(agent) == 1  # what a crash-loop alert counts
 
 
 async def test_scale_in_drains_and_never_kills_a_running_task(harness: Harness) -> None:
@@ -144,12 +168,19 @@ async def test_scale_in_drains_and_never_kills_a_running_task(harness: Harness) 
     pool = agent.runners["worker"].pool
     await until(lambda: pool.busy_slots == 2)
     pool.scale_to(1)
-    await asyncio.sleep(0.3)
-    assert sum(r.draining for r in pool.replicas) == 1
+    await until(lambda: sum(r.draining for r in pool.replicas) == 1)
     assert len(pool.replicas) == 2  # the draining one still runs its task
     finals = [await harness.result(r) for r in records]
     assert all(f.state is State.SUCCEEDED and f.attempts == 1 for f in finals)
     await until(lambda: len(pool.replicas) == 1)
+    assert exits(agent) == 0  # asked to stop: not a crash
+
+
+def exits(agent: Agent) -> float:
+    """spillover_replica_exits_total of the worker app: replicas that died unasked."""
+    labels = {"app": "worker", "region": REGION}
+    value = agent.metrics.registry.get_sample_value("spillover_replica_exits_total", labels)
+    return value or 0.0
 
 
 async def test_handler_errors_and_max_runtime_fail_the_task_not_the_replica(
@@ -193,3 +224,41 @@ async def test_demo_predict_batches_concurrent_requests_with_the_right_rows(
     assert [len(o["outputs"]) for o in outputs] == [len(x) for x in inputs]
     flat = [v for row in outputs[5]["outputs"] for v in row]
     assert flat == pytest.approx([v for row in alone for v in row])
+
+
+async def test_a_result_of_any_size_up_to_max_payload_bytes_and_none_over_it(
+    harness: Harness,
+) -> None:
+    """A 70 MiB result (over gRPC's 64 MiB message limit) arrives whole, in the agent's blob
+    store; one over the app's max_payload_bytes fails its task with result_too_large, and the
+    replica serves on (before, the first killed replica after replica: a crash loop)."""
+    await harness.apps.put(worker_spec(max_payload_bytes=80 << 20))
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    pool = agent.runners["worker"].pool
+    (replica,) = pool.replicas
+    done = await harness.result(await harness.submit("worker", "big", {"size": 70 << 20}), 60)
+    assert done.state is State.SUCCEEDED and done.attempts == 1 and done.result_ref is not None
+    assert done.result_ref.size == 70 << 20
+    assert done.result_ref.sha256 == hashlib.sha256(pattern(70 << 20)).hexdigest()
+    over = await harness.result(await harness.submit("worker", "big", {"size": 81 << 20}), 60)
+    assert over.state is State.FAILED and over.error is not None and over.attempts == 1
+    assert over.error.code == "result_too_large" and str(80 << 20) in over.error.message
+    assert pool.replicas == [replica] and not replica.draining and replica.process is not None
+    assert replica.process.returncode is None
+    after = await harness.result(await harness.submit("worker", "echo", b"next"))
+    assert after.state is State.SUCCEEDED
+
+
+async def test_a_10_mb_error_message_is_stored_cut_to_4_kib_with_a_marker(harness: Harness) -> None:
+    """An exception's message lands in the task record, written to etcd twice per settle: a
+    10 MB one must not become a 10 MB write (etcd refuses it; the task ran three times)."""
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    done = await harness.result(await harness.submit("worker", "shout", {"size": 10_000_000}))
+    assert done.state is State.FAILED and done.attempts == 1 and done.error is not None
+    assert done.error.code == "handler_error"
+    assert done.error.message.startswith("ValueError: xxx")
+    assert len(done.error.message.encode()) <= 4096
+    assert done.error.message.endswith("[truncated: 10000012 bytes]")

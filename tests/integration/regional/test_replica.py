@@ -7,8 +7,10 @@ import json
 import grpc
 import pytest
 
+from federation.blobs import CHUNK
 from regional.replicas import LocalProcessProvider
 from regional.rpc import replica_pb2 as pb
+from tests.apps.worker import pattern
 from tests.integration.conftest import REGION, REPO, worker_spec
 from tests.waiting import until
 
@@ -42,5 +44,24 @@ async def test_a_slot_frees_when_the_outcome_is_sent_and_the_limit_holds_while_i
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         events = [event async for event in sleeping]
         assert json.loads(events[-1].result.body)["slept"] == 2
+    finally:
+        await provider.stop(replica)
+
+
+async def test_a_result_larger_than_a_grpc_message_comes_back_in_chunks() -> None:
+    """A non-streamed 70 MiB result, over gRPC's 64 MiB message limit: in chunks, never one
+    message (which failed the call, and the agent took the replica for dead)."""
+    provider = LocalProcessProvider(REPO)
+    replica = await provider.start(worker_spec(replica_concurrency=1), REGION)
+    assert replica.stub is not None
+    size = 70 << 20
+    try:
+        events = [
+            e async for e in replica.stub.Run(run("big", json.dumps({"size": size}).encode()))
+        ]
+        body = b"".join(e.chunk for e in events[:-1]) + events[-1].result.body
+        assert len(body) == size and body == pattern(size)
+        assert max(e.ByteSize() for e in events) <= CHUNK + 64
+        assert events[-1].result.content_type == "application/octet-stream"
     finally:
         await provider.stop(replica)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from federation.events import KEEP_LINES, TaskEvents
+from federation.events import KEEP_LINES, MAX_LINE, TaskEvents
 
 
 @given(st.lists(st.text(max_size=20), max_size=3 * KEEP_LINES))
@@ -33,3 +33,9 @@ def test_lines_and_messages_are_capped_so_the_value_stays_small() -> None:
     for _ in range(3 * KEEP_LINES):
         events = events.with_line("x" * 10_000)
     assert len(events.model_dump_json()) < 64 * 1024
+
+
+def test_a_huge_progress_message_or_line_is_cut() -> None:
+    events = TaskEvents().with_progress(0.5, "p" * 10_000_000).with_line("l" * 10_000_000)
+    assert events.progress is not None and len(events.progress.message) == MAX_LINE
+    assert len(events.lines[-1].line) == MAX_LINE

@@ -2,7 +2,7 @@ import pytest
 
 from federation import task as sm
 from federation.errors import Conflict
-from federation.task import State, TaskError, TaskStatus
+from federation.task import State, TaskError, TaskStatus, truncated
 from tests.factories import task
 
 T0 = 1_700_000_000.0
@@ -72,3 +72,15 @@ def test_task_id_names_its_partition() -> None:
     for bad in ("nodot", "short.ap-south-1", "01JD3ZZZZZZZZZZZZZZZZZZZZZ."):
         with pytest.raises(ValueError):
             sm.partition_of(bad)
+
+
+@pytest.mark.parametrize("text", ["x" * 10_000_000, "é" * 5000, "€x" * 3000])
+def test_an_error_message_is_stored_in_at_most_4_kib_with_a_marker(text: str) -> None:
+    message = TaskError(code="handler_error", message=text).message
+    assert len(message.encode()) <= 4096 and text.startswith(message.split(" … ")[0])
+    assert message.endswith(f"[truncated: {len(text.encode())} bytes]")
+
+
+def test_a_short_error_message_is_kept_whole() -> None:
+    assert truncated("ValueError: bad input") == "ValueError: bad input"
+    assert truncated("x" * 4096) == "x" * 4096

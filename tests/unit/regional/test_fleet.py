@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
 from federation.heartbeat import AppLoad, RegionHeartbeat, merge
 from regional.autoscale import region_fleet
 from regional.capacity import Group
@@ -18,22 +15,19 @@ def node(agent: str, ready: int, busy: int, rps: float) -> RegionHeartbeat:
     return RegionHeartbeat(name="us-east-1", lat=0, lon=0, agent=agent, at=1.0, apps=(load,))
 
 
-def leader(*beats: RegionHeartbeat) -> Any:
-    return SimpleNamespace(
-        regions=merge(beats),
-        config=SimpleNamespace(name="us-east-1"),
-        capacity=SimpleNamespace(per_node=2),
-    )
+def region(*beats: RegionHeartbeat) -> RegionHeartbeat | None:
+    """The region's heartbeat as its leader follows it: every node's, merged."""
+    return merge(beats).get("us-east-1")
 
 
 def test_the_fleet_counts_every_nodes_slots_and_requests_not_only_the_leaders() -> None:
-    agent = leader(node("a", ready=2, busy=3, rps=4.5), node("b", ready=1, busy=2, rps=2.5))
-    fleet = region_fleet(agent, "demo", Group(desired=2, min=1, max=4))
+    beat = region(node("a", ready=2, busy=3, rps=4.5), node("b", ready=1, busy=2, rps=2.5))
+    fleet = region_fleet(beat, "demo", 2, Group(desired=2, min=1, max=4))
     assert (fleet.replicas, fleet.starting, fleet.busy_slots) == (4, 1, 5)
     assert fleet.requests_per_second == 7.0
 
 
 def test_a_region_no_node_has_reported_yet_is_all_starting() -> None:
-    fleet = region_fleet(leader(), "demo", Group(desired=3, min=0, max=4))
+    fleet = region_fleet(region(), "demo", 2, Group(desired=3, min=0, max=4))
     assert (fleet.replicas, fleet.starting, fleet.busy_slots) == (6, 6, 0)
     assert fleet.requests_per_second == 0.0
