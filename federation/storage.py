@@ -13,6 +13,10 @@ back long before that. So every edge and agent watches each cluster's db size ag
 One agent per cluster (elected) also gives the space back: it compacts the history, defragments
 the members one at a time (etcd's db file never shrinks by itself), and disarms the alarm once
 the db is back under the high watermark. The same keeper defragments on a schedule.
+
+With etcd RBAC on (``etcd_rbac.py``), defragmenting and disarming are the root user's alone, so
+the agents' keepers stand down and ``spillover etcd-keeper`` runs the same keeper with the admin
+certificate (on the etcd nodes in the Terraform deployment).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from enum import StrEnum
 from federation import keys
 from federation.aio import cancel_and_wait
 from federation.election import campaign
-from federation.errors import SpilloverError, StorageFull, Unavailable
+from federation.errors import PermissionDenied, SpilloverError, StorageFull, Unavailable
 from federation.etcd import Etcd
 from federation.metrics import FederationMetrics
 from federation.session import Session
@@ -123,6 +127,7 @@ class StorageGuard:
         self.interval = interval
         self.levels: dict[str, Level] = {}
         self.spaces: dict[str, Space] = {}
+        self._denied: set[str] = set()  # clusters whose Status this process may not call
 
     def level_of(self, etcd: Etcd) -> Level:
         return self.levels.get(self.clusters.name_of(etcd), Level.OK)
@@ -144,6 +149,12 @@ class StorageGuard:
         for name, etcd in self.clusters.named().items():
             try:
                 space = await cluster_space(etcd, c.quota_bytes)
+            except PermissionDenied as e:
+                if name not in self._denied:  # a deployment's choice: say it once
+                    self._denied.add(name)
+                    why = "the watermark is off; etcd's own NOSPACE still answers storage_full"
+                    log.warning("storage of etcd %s unknown: %s; %s", name, e, why)
+                continue
             except SpilloverError as e:
                 log.info("storage of etcd %s unknown: %s", name, e)
                 continue
@@ -184,6 +195,8 @@ class StorageKeeper:
         self._last_defrag = clock()
 
     async def run(self, me: bytes) -> None:
+        """Campaign and keep, forever; return at once if this process's etcd user may not
+        (RBAC: the keeper's election key and the maintenance RPCs are root's)."""
         key = keys.storage_leader(self.guard.clusters.root)
         while True:
             try:
@@ -193,6 +206,10 @@ class StorageKeeper:
                 log.info("storage keeper of %s: election: %s", self.name, e)
                 await asyncio.sleep(1)
                 continue
+            except PermissionDenied:
+                log.info("storage keeper of %s: not this process's to run (etcd RBAC: the "
+                         "admin's spillover etcd-keeper keeps the space)", self.name)  # fmt: skip
+                return
             keeping = asyncio.create_task(self._keep())
             lost = asyncio.create_task(session.lost.wait())
             try:
