@@ -104,15 +104,20 @@ def issue(
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """A file only its owner may read, from its first byte (no window in which another user
+    could open it)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
 def write(directory: Path, name: str, issued: Issued) -> tuple[Path, Path]:
-    """``name.pem`` (0644) and ``name.key`` (0600 from its first byte: no window in which
-    another user could open it)."""
+    """``name.pem`` (0644) and ``name.key`` (0600)."""
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     cert.write_bytes(issued.cert_pem)
-    key.unlink(missing_ok=True)
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(issued.key_pem)
+    write_private(key, issued.key_pem)
     return cert, key
 
 
