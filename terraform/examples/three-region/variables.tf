@@ -31,9 +31,26 @@ variable "traffic_dial" {
 }
 
 variable "tls" {
-  description = "The edges' certificate chain and key (for hostname); the etcd clusters' CA and its key (nodes mint their etcd certificates from it)."
-  type        = object({ edge_cert = string, edge_key = string, etcd_ca = string, etcd_ca_key = string })
-  sensitive   = true
+  description = "The edges' certificate chain and key (for hostname); etcd's CAs, peer CA key and per-user certificates from `spillover etcd-certs` (modules/region's tls; docs/deploy.md)."
+  type = object({
+    edge_cert        = string
+    edge_key         = string
+    etcd_client_ca   = string
+    etcd_peer_ca     = string
+    etcd_peer_ca_key = string
+    etcd_edge_cert   = string
+    etcd_edge_key    = string
+    etcd_agent_cert  = string
+    etcd_agent_key   = string
+    etcd_root_cert   = string
+    etcd_root_key    = string
+  })
+  sensitive = true
+}
+
+variable "etcd_release" {
+  description = "The etcd release every member runs and its linux tarball's sha256 (modules/region's etcd_release: 3.6.12 or later)."
+  type        = object({ version = optional(string, "3.6.12"), sha256 = string })
 }
 
 variable "tags" {

@@ -377,6 +377,18 @@ async def test_applying_again_changes_nothing_and_revokes_what_was_added(
         await etcd.close()
 
 
+async def test_a_members_certificate_is_no_client(secured: Secured) -> None:
+    """Two CAs: what the peer CA signed (members, minted on the etcd nodes) passes as no user."""
+    c = secured.certs
+    tls = EtcdTls(ca_file=c / "peer-ca.pem", cert_file=c / "member.pem", key_file=c / "member.key")
+    etcd = Etcd(secured.cluster.endpoints, timeout=2, tls=tls)
+    try:
+        with pytest.raises(Unavailable):
+            await etcd.get(keys.apps(KEY_ROOT))
+    finally:
+        await etcd.close()
+
+
 async def test_another_ca_s_certificate_is_refused_at_the_handshake(
     secured: Secured, tmp_path: Path
 ) -> None:
