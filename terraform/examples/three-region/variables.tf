@@ -31,21 +31,9 @@ variable "traffic_dial" {
 }
 
 variable "tls" {
-  description = "The edges' certificate chain and key (for hostname); etcd's CAs, peer CA key and per-user certificates from `spillover etcd-certs` (modules/region's tls; docs/deploy.md)."
-  type = object({
-    edge_cert        = string
-    edge_key         = string
-    etcd_client_ca   = string
-    etcd_peer_ca     = string
-    etcd_peer_ca_key = string
-    etcd_edge_cert   = string
-    etcd_edge_key    = string
-    etcd_agent_cert  = string
-    etcd_agent_key   = string
-    etcd_root_cert   = string
-    etcd_root_key    = string
-  })
-  sensitive = true
+  description = "The edges' certificate chain and key (for hostname); etcd's CAs, peer CA key and per-user certificates from `spillover etcd-certs`: modules/region's tls, which names and checks each (docs/deploy.md)."
+  type        = map(string)
+  sensitive   = true
 }
 
 variable "etcd_release" {

@@ -377,25 +377,18 @@ async def test_applying_again_changes_nothing_and_revokes_what_was_added(
         await etcd.close()
 
 
-async def test_a_members_certificate_is_no_client(secured: Secured) -> None:
-    """Two CAs: what the peer CA signed (members, minted on the etcd nodes) passes as no user."""
-    c = secured.certs
-    tls = EtcdTls(ca_file=c / "peer-ca.pem", cert_file=c / "member.pem", key_file=c / "member.key")
-    etcd = Etcd(secured.cluster.endpoints, timeout=2, tls=tls)
-    try:
-        with pytest.raises(Unavailable):
-            await etcd.get(keys.apps(KEY_ROOT))
-    finally:
-        await etcd.close()
-
-
-async def test_another_ca_s_certificate_is_refused_at_the_handshake(
-    secured: Secured, tmp_path: Path
+@pytest.mark.parametrize("cert", ["member", "other-root"])
+async def test_only_the_client_cas_certificates_get_past_the_handshake(
+    secured: Secured, tmp_path: Path, cert: str
 ) -> None:
-    other = tmp_path / "other"
-    bootstrap(other)
-    tls = EtcdTls(ca_file=secured.certs / "peer-ca.pem", cert_file=other / "root.pem",
-                  key_file=other / "root.key")  # fmt: skip
+    """A member's certificate (the peer CA's: two CAs, so it is no client), and another
+    deployment's root certificate."""
+    if cert == "member":
+        pem, key = secured.certs / "member.pem", secured.certs / "member.key"
+    else:
+        bootstrap(tmp_path / "other")
+        pem, key = tmp_path / "other" / "root.pem", tmp_path / "other" / "root.key"
+    tls = EtcdTls(ca_file=secured.certs / "peer-ca.pem", cert_file=pem, key_file=key)
     etcd = Etcd(secured.cluster.endpoints, timeout=2, tls=tls)
     try:
         with pytest.raises(Unavailable):

@@ -195,19 +195,7 @@ run "the_peer_ca_must_not_be_the_client_ca" {
   command = plan
 
   variables {
-    tls = {
-      edge_cert        = "c"
-      edge_key         = "k"
-      etcd_client_ca   = "-----BEGIN CERTIFICATE----- one ca"
-      etcd_peer_ca     = "-----BEGIN CERTIFICATE----- one ca"
-      etcd_peer_ca_key = "k"
-      etcd_edge_cert   = "c"
-      etcd_edge_key    = "k"
-      etcd_agent_cert  = "c"
-      etcd_agent_key   = "k"
-      etcd_root_cert   = "c"
-      etcd_root_key    = "k"
-    }
+    tls = merge(var.tls, { etcd_peer_ca = var.tls.etcd_client_ca })
   }
   expect_failures = [var.tls]
 }
