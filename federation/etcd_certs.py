@@ -125,6 +125,7 @@ def bootstrap(directory: Path, member_ips: tuple[str, ...] = ()) -> None:
     """Both CAs and a client certificate per etcd user into ``directory`` (0700); with
     ``member_ips``, also one member certificate (``member``) valid for them."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)  # mkdir's mode does not apply to a directory that was there
     client_ca, peer_ca = new_ca("spillover-etcd-client-ca"), new_ca("spillover-etcd-peer-ca")
     write(directory, "client-ca", client_ca)
     write(directory, "peer-ca", peer_ca)
