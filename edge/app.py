@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -43,6 +43,7 @@ from edge.limits import cap_requests
 from edge.metrics import EdgeMetrics
 from edge.ratelimit import Buckets
 from edge.state import FederationView
+from federation import keys
 from federation.admission import Depths
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec, parse_spec, parse_toml
@@ -50,7 +51,14 @@ from federation.blobs.fs import ROUTE as FS_ROUTE
 from federation.blobs.fs import FsStore
 from federation.blobs.stores import open_store
 from federation.blobs.sweep import run_sweeper
-from federation.errors import InvalidConfig, SpilloverError, Unauthorized, Unavailable
+from federation.errors import (
+    Forbidden,
+    InvalidConfig,
+    PermissionDenied,
+    SpilloverError,
+    Unauthorized,
+    Unavailable,
+)
 from federation.health import visible
 from federation.heartbeat import EdgeHeartbeat
 from federation.metrics import FederationMetrics
@@ -166,8 +174,22 @@ async def deploy(request: web.Request) -> web.Response:
         spec = parse_toml(text)
     if spec.name != name:
         raise InvalidConfig(f"app.name = {spec.name!r}: must match the path's app {name!r}")
-    created = await request.app[VIEW].registry.put(spec)
+    with _app_writes():
+        created = await request.app[VIEW].registry.put(spec)
     return web.json_response(spec.model_dump(mode="json"), status=201 if created else 200)
+
+
+@contextlib.contextmanager
+def _app_writes() -> Iterator[None]:
+    """With etcd RBAC on, edges may not write apps (a compromised edge must not choose the code
+    GPU nodes run): deploys are the admin's, straight to etcd."""
+    try:
+        yield
+    except PermissionDenied:
+        raise Forbidden(
+            "this federation's edges may not change apps (etcd RBAC): deploy with the etcd "
+            "admin certificate, `spillover deploy --etcd` (docs/security.md)"
+        ) from None
 
 
 def _app_json(request: web.Request, spec: AppSpec) -> dict[str, object]:
@@ -193,7 +215,8 @@ async def get_app(request: web.Request) -> web.Response:
 
 async def delete_app(request: web.Request) -> web.Response:
     admin(request, "removing an app")
-    await request.app[VIEW].registry.delete(request.match_info["app"])
+    with _app_writes():
+        await request.app[VIEW].registry.delete(request.match_info["app"])
     return web.Response(status=204)
 
 
@@ -204,8 +227,11 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready when etcd answers and (with auth) the API keys are current: an edge that cannot
     store a task, or check who sent it, must not be sent any."""
+    clusters = request.app[CLUSTERS]
     try:
-        await request.app[CLUSTERS].control.get(b"/readyz")
+        # A key the edge may read when etcd RBAC is on (``etcd_rbac.py``); absent or not, the
+        # answer proves a linearizable read went through.
+        await clusters.control.get(keys.apps(clusters.root))
         if request.app[CONFIG].auth and not request.app[API_KEYS].ready():
             raise Unavailable("the API keys are not current (etcd's key list is out of reach)")
     except Unavailable as e:

@@ -1,9 +1,11 @@
 """``spillover status`` and ``spillover deploy``: clients of an edge's HTTP API, as a user's own
-scripts would be (the edge is the federation's one front door)."""
+scripts would be (the edge is the federation's one front door). Where etcd RBAC is on, edges may
+not write apps: ``spillover deploy --etcd`` writes the spec with the admin's etcd certificate."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -14,8 +16,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from federation.appspec import parse_toml
-from federation.errors import InvalidConfig
+from federation.apps import AppRegistry
+from federation.appspec import AppSpec, parse_toml
+from federation.errors import InvalidConfig, SpilloverError
+from federation.topology import Clusters, EtcdConfig
 
 DEFAULT_EDGE = "http://127.0.0.1:8080"
 
@@ -128,11 +132,32 @@ def deploy(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="spillover deploy", description="Deploy or update an app.")
     ap.add_argument("spec", type=Path, help="the app's spillover.toml")
     _edge_arg(ap)
+    ap.add_argument(
+        "--etcd", action="store_true",
+        help="write it to etcd yourself, as the admin (SPILLOVER_ETCD_ENDPOINTS, and _CACERT, "
+        "_CERT, _KEY: the root certificate), not through an edge: with etcd RBAC on, edges "
+        "may not write apps",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     text = args.spec.read_text()
     try:
-        name = parse_toml(text).name  # the same checks the edge makes, before the round trip
+        spec = parse_toml(text)  # the same checks the edge makes, before the round trip
     except InvalidConfig as e:
         sys.exit(f"spillover: {args.spec}: {e.message}")
-    spec = request("PUT", f"{args.edge}/v1/apps/{name}", text.encode(), "text/plain")
-    print(f"deployed {spec['app']['name']} ({spec['app']['handler']})")
+    if args.etcd:
+        try:
+            asyncio.run(_put(spec))
+        except SpilloverError as e:
+            sys.exit(f"spillover: deploying {spec.name} to etcd: {e.message}")
+        print(f"deployed {spec.name} ({spec.app.handler})")
+        return
+    stored = request("PUT", f"{args.edge}/v1/apps/{spec.name}", text.encode(), "text/plain")
+    print(f"deployed {stored['app']['name']} ({stored['app']['handler']})")
+
+
+async def _put(spec: AppSpec) -> None:
+    clusters = Clusters(EtcdConfig.from_env(os.environ))
+    try:
+        await AppRegistry(clusters.control, clusters.root).put(spec)
+    finally:
+        await clusters.close()

@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help") or args[0] not in commands:
         print("usage: spillover <command> [options]\n\ncommands:")
         for name, ep in sorted(commands.items()):
-            print(f"  {name:<10} {ep.value}")
+            print(f"  {name:<12} {ep.value}")
         if args and args[0] not in ("-h", "--help"):
             print(f"\nspillover: unknown command {args[0]!r}", file=sys.stderr)
             sys.exit(2)

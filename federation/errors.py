@@ -103,6 +103,13 @@ class Rejected(SpilloverError):
     code = "etcd_rejected"
 
 
+class PermissionDenied(Rejected):
+    """etcd's RBAC refused the request: this process's etcd user (its certificate's CN) may not
+    touch that key or call that RPC (``etcd_rbac.py``). A deployment's choice or a wrong role,
+    never a passing state: not retried. Our fault: 500 ``etcd_rejected``, unless a caller knows
+    better (an edge refused an app write answers 403)."""
+
+
 class PayloadTooLarge(SpilloverError):
     status = 413
     code = "payload_too_large"

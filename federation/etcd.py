@@ -20,7 +20,7 @@ import aetcd
 from aetcd import rpc
 from aetcd import transactions as tx
 
-from federation.errors import Rejected, StorageFull, Unavailable, Unreachable
+from federation.errors import PermissionDenied, Rejected, StorageFull, Unavailable, Unreachable
 from federation.etcd_tls import EtcdTls, TlsClient
 from federation.keys import prefix_end
 from federation.metrics import FederationMetrics
@@ -377,6 +377,21 @@ class Etcd:
             await self._stub("alarm", "maintenancestub", "Alarm", off, retry=True)
         return len(nospace)
 
+    # -- users and roles (``etcd_rbac.py``) ------------------------------------------------
+
+    async def auth(self, method: str, request: Any) -> Any:
+        """One call to etcd's Auth service (``RoleAdd``, ``UserGrantRole``, ...). Over TLS
+        only: a user is its client certificate's CN."""
+        if self._credentials is None:
+            raise Rejected("etcd users and roles need TLS with client certificates")
+        return await self._stub(method, "auth_stub", method, request, retry=False)
+
+    async def version(self) -> str:
+        """The member's etcd version (which known RBAC holes it has: ``etcd_rbac.py``)."""
+        r = await self._stub("status", "maintenancestub", "Status", rpc.StatusRequest(),
+                             retry=True)  # fmt: skip
+        return str(r.version)
+
     # -- leases -----------------------------------------------------------------------------
 
     async def grant(self, ttl: int) -> int:
@@ -465,6 +480,8 @@ def _refusal(op: str, e: aetcd.ClientError) -> Exception:
     text = str(e)
     if "database space exceeded" in text:
         return StorageFull(f"etcd is out of space (NOSPACE alarm) on {op}", retry_after=10)
+    if "permission denied" in text or "user not found" in text:  # RBAC (``etcd_rbac.py``)
+        return PermissionDenied(f"etcd refused {op}: {text} (this process's etcd user may not)")
     if isinstance(e, aetcd.InvalidArgumentError) or "larger than max" in text:
         return Rejected(f"etcd refused {op}: {text}")
     return Unavailable(f"etcd refused {op}: {text}")
@@ -507,8 +524,12 @@ async def follow(
 
 async def get_or_create(etcd: Etcd, key: bytes, value: bytes) -> bytes:
     """The value at ``key``, set to ``value`` if absent (create-if-absent, so two processes
-    starting at once agree on one): for the federation's secrets."""
-    await etcd.txn([absent(key)], [put(key, value)])
+    starting at once agree on one): for the federation's secrets. Read first: with etcd RBAC
+    on, edges and agents may read the secrets but not write them (``etcd_rbac.py`` creates
+    them), and etcd checks a txn's put even when its compare fails."""
     kv = await etcd.get(key)
+    if kv is None:
+        await etcd.txn([absent(key)], [put(key, value)])
+        kv = await etcd.get(key)
     assert kv is not None
     return kv.value

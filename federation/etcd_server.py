@@ -26,6 +26,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def etcd_version(binary: str | None = None) -> str:
+    """The version of the ``etcd`` binary (``3.4.23``): which RBAC holes it has
+    (``etcd_rbac.known_holes``)."""
+    found = binary or shutil.which("etcd") or "etcd"
+    out = subprocess.run([found, "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split("etcd Version:", 1)[1].split()[0]
+
+
 @dataclass
 class Member:
     name: str

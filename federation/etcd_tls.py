@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 class EtcdTls(BaseModel):
     """``[etcd.tls]``: PEM files. The CA that signed the members' certificates, and this
-    process's client certificate and key (required by members run with client-cert-auth)."""
+    process's client certificate and key (required by members run with client-cert-auth; with
+    etcd RBAC on, the certificate's CN is this process's etcd user: ``etcd_rbac.py``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -59,6 +60,7 @@ class TlsClient(aetcd.Client):  # type: ignore[misc]  # aetcd is untyped
             self.clusterstub = rpc.ClusterStub(self.channel)
             self.leasestub = rpc.LeaseStub(self.channel)
             self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self.auth_stub = rpc.AuthStub(self.channel)  # users and roles (``etcd_rbac.py``)
             self._watcher = watcher.Watcher(
                 rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata
             )

@@ -100,6 +100,10 @@ def leader(root: str, region_name: str) -> bytes:
     return _b(f"{root}/leaders/{region_name}")
 
 
+def leaders(root: str) -> bytes:
+    return _b(f"{root}/leaders/")
+
+
 def webhook_secret(root: str) -> bytes:
     return _b(f"{root}/webhook-secret")
 
@@ -109,6 +113,11 @@ def blob_secret(root: str) -> bytes:
 
 
 # -- partition keyspace -------------------------------------------------------------------------
+
+
+def partitions(root: str) -> bytes:
+    """Every partition's keys: what edges and agents share (``etcd_rbac.py``)."""
+    return _b(f"{root}/q/")
 
 
 def task(root: str, p: str, task_id: str) -> bytes:
@@ -198,6 +207,10 @@ def idempotency(root: str, owner: str | None, key: str) -> bytes:
     each other's keys. Hashed: the client's key is arbitrary text and may be long."""
     digest = hashlib.sha256(f"{owner or ''}\n{key}".encode()).hexdigest()
     return _b(f"{root}/idem/{digest}")
+
+
+def idempotency_all(root: str) -> bytes:
+    return _b(f"{root}/idem/")
 
 
 def task_id_of(key: bytes) -> str:

@@ -13,6 +13,10 @@ back long before that. So every edge and agent watches each cluster's db size ag
 One agent per cluster (elected) also gives the space back: it compacts the history, defragments
 the members one at a time (etcd's db file never shrinks by itself), and disarms the alarm once
 the db is back under the high watermark. The same keeper defragments on a schedule.
+
+With etcd RBAC on (``etcd_rbac.py``), defragmenting and disarming are the root user's alone, so
+the agents' keepers stand down and ``spillover etcd-keeper`` runs the same keeper with the admin
+certificate (on the etcd nodes in the Terraform deployment).
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from federation import keys
+from federation.aio import cancel_and_wait
 from federation.election import campaign
-from federation.errors import SpilloverError, StorageFull, Unavailable
+from federation.errors import PermissionDenied, SpilloverError, StorageFull, Unavailable
 from federation.etcd import Etcd
 from federation.metrics import FederationMetrics
 from federation.session import Session
@@ -134,6 +139,7 @@ class StorageGuard:
         self.interval = interval
         self.levels: dict[str, Level] = {}
         self.spaces: dict[str, Space] = {}
+        self._denied: set[str] = set()  # clusters whose Status this process may not call
 
     def level_of(self, etcd: Etcd) -> Level:
         return self.levels.get(etcd.name, Level.OK)
@@ -155,6 +161,12 @@ class StorageGuard:
         for name, etcd in self.clusters.named().items():
             try:
                 space = await cluster_space(etcd, c.quota_bytes)
+            except PermissionDenied as e:
+                if name not in self._denied:  # a deployment's choice: say it once
+                    self._denied.add(name)
+                    why = "the watermark is off; etcd's own NOSPACE still answers storage_full"
+                    log.warning("storage of etcd %s unknown: %s; %s", name, e, why)
+                continue
             except SpilloverError as e:
                 log.info("storage of etcd %s unknown: %s", name, e)
                 continue
@@ -205,10 +217,14 @@ class StorageKeeper:
         self._compacted = 0
 
     async def run(self, me: bytes) -> None:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._lead(me))
-            while True:
-                await asyncio.sleep(self.guard.interval)
+        """Keep, forever; return at once if this process's etcd user may not (RBAC: the
+        keeper's election key and the maintenance RPCs are root's)."""
+        leading = asyncio.create_task(self._lead(me))
+        try:
+            while not leading.done():
+                await asyncio.wait([leading], timeout=self.guard.interval)
+                if leading.done():
+                    break
                 lvl = self.guard.levels.get(self.name, Level.OK)
                 if not self.leading and lvl is Level.NOSPACE:
                     await asyncio.sleep(random.uniform(0, 2 * self.guard.interval))
@@ -219,8 +235,15 @@ class StorageKeeper:
                         await self.tick()
                     except Unavailable as e:
                         log.info("storage keeper of %s: %s", self.name, e)
+                    except PermissionDenied:
+                        break
+        finally:
+            await cancel_and_wait([leading])
+        log.info("storage keeper of %s: not this process's to run (etcd RBAC: the admin's "
+                 "spillover etcd-keeper keeps the space)", self.name)  # fmt: skip
 
     async def _lead(self, me: bytes) -> None:
+        """Campaign, and hold the lead while the session lives; return if not permitted."""
         key = keys.storage_leader(self.guard.clusters.root)
         while True:
             try:
@@ -230,6 +253,8 @@ class StorageKeeper:
                 log.info("storage keeper of %s: election: %s", self.name, e)
                 await asyncio.sleep(1)
                 continue
+            except PermissionDenied:
+                return
             self.leading = True
             try:
                 await session.lost.wait()

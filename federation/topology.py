@@ -57,10 +57,17 @@ class EtcdConfig(BaseModel):
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: object) -> EtcdConfig:
-        """``SPILLOVER_ETCD_ENDPOINTS`` is a comma list; the default is the local etcd."""
+        """``SPILLOVER_ETCD_ENDPOINTS`` is a comma list; the default is the local etcd.
+        ``SPILLOVER_ETCD_CACERT``, ``_CERT`` and ``_KEY`` (etcdctl's names) are the TLS files:
+        the admin certificate for ``spillover keys``, ``deploy --etcd`` and ``etcd-rbac``."""
         raw = env.get("SPILLOVER_ETCD_ENDPOINTS", "")
         endpoints = tuple(e.strip() for e in raw.split(",") if e.strip()) or DEFAULT_ENDPOINTS
-        return cls.model_validate({"endpoints": endpoints, **overrides})
+        data: dict[str, object] = {"endpoints": endpoints}
+        if ca := env.get("SPILLOVER_ETCD_CACERT"):
+            tls = {"ca_file": ca, "cert_file": env.get("SPILLOVER_ETCD_CERT"),
+                   "key_file": env.get("SPILLOVER_ETCD_KEY")}  # fmt: skip
+            data["tls"] = {k: v for k, v in tls.items() if v}
+        return cls.model_validate({**data, **overrides})
 
 
 class Clusters:

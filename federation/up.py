@@ -32,8 +32,12 @@ from federation.apps import AppRegistry
 from federation.appspec import NAME_PATTERN, parse_toml
 from federation.errors import InvalidConfig, Unavailable
 from federation.etcd import Etcd
-from federation.etcd_server import LocalEtcd, free_port
+from federation.etcd_certs import write_private
+from federation.etcd_rbac import AGENT, EDGE, ROOT, known_holes
+from federation.etcd_server import LocalEtcd, etcd_version, free_port
+from federation.etcd_tls import EtcdTls
 from federation.keys import DEFAULT_ROOT
+from federation.local_auth import LocalAuth
 from federation.proc import die_with_parent
 
 DEFAULT_REGIONS = ["us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3", "ap-south-1=19.1,72.9"]
@@ -67,16 +71,23 @@ def write_configs(
     endpoints: list[str],
     port: int,
     app_root: Path,
-    auth: bool = False,
+    auth: LocalAuth | None = None,
 ) -> dict[str, Path]:
-    """One ``region.toml`` per region and an ``edge.toml``: what an operator would write."""
-    etcd = {"endpoints": endpoints, "quota_bytes": QUOTA}
+    """One ``region.toml`` per region and an ``edge.toml``: what an operator would write. With
+    ``auth``, each kind connects to etcd with its own certificate (its RBAC user)."""
+
+    def etcd_of(user: str) -> dict[str, Any]:
+        etcd: dict[str, Any] = {"endpoints": endpoints, "quota_bytes": QUOTA}
+        if auth is not None:
+            etcd["tls"] = {k: str(v) for k, v in auth.tls(user).model_dump().items()}
+        return etcd
+
     files = {}
     for r in regions:
         config = {
             "name": r.name, "lat": r.lat, "lon": r.lon,
             "peers": [p.name for p in regions if p != r],  # take any region's tasks: spillover
-            "app_root": str(app_root), "etcd": etcd, "metrics_port": free_port(),
+            "app_root": str(app_root), "etcd": etcd_of(AGENT), "metrics_port": free_port(),
             "blobs": {"dir": str((data / "blobs" / r.name).resolve())},
             "webhook_private_targets": True,  # local development: receivers on this machine
         }  # fmt: skip
@@ -86,10 +97,10 @@ def write_configs(
         "id": "edge-0",
         "region": regions[0].name,
         "port": port,
-        "auth": auth,  # local development: no API keys, unless --auth
+        "auth": auth is not None,  # local development: no API keys, unless --auth
         "allow_http_webhooks": True,
         "regions": [{"name": r.name, "lat": r.lat, "lon": r.lon} for r in regions],
-        "etcd": etcd,
+        "etcd": etcd_of(EDGE),
         "blobs": {"dir": str((data / "blobs" / "edge-0").resolve())},
     }
     files["edge"] = data / "edge.toml"
@@ -134,9 +145,9 @@ class Processes:
                 p.wait()
 
 
-async def admin_key(endpoints: list[str], path: Path) -> str:
+async def admin_key(endpoints: list[str], path: Path, tls: EtcdTls | None = None) -> str:
     """A fresh admin key (the one of an earlier run is revoked), written to ``path`` (0600)."""
-    etcd = Etcd(endpoints)
+    etcd = Etcd(endpoints, tls=tls)
     store = ApiKeys(etcd, DEFAULT_ROOT)
     try:
         if any(g.name == "admin" for g in await store.list()):
@@ -144,16 +155,8 @@ async def admin_key(endpoints: list[str], path: Path) -> str:
         key = await store.create(Grant(name="admin", admin=True))
     finally:
         await etcd.close()
-    await asyncio.to_thread(_write_secret, path, key)
+    await asyncio.to_thread(write_private, path, (key + "\n").encode())
     return key
-
-
-def _write_secret(path: Path, text: str) -> None:
-    """Readable by its owner only, from the first byte (no window with wider permissions)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
 
 
 async def deploy_and_wait(
@@ -163,13 +166,14 @@ async def deploy_and_wait(
     edge_url: str,
     timeout: float,
     key: str | None = None,
+    tls: EtcdTls | None = None,
 ) -> None:
-    """Deploy the app into every region, then wait until the edge is ready and every region
-    serves it."""
+    """Deploy the app into every region (as the admin: straight to etcd), then wait until the
+    edge is ready and every region serves it."""
     spec = parse_toml(spec_text)
     placement = spec.placement.model_copy(update={"regions": tuple(r.name for r in regions)})
     spec = spec.model_copy(update={"placement": placement})
-    etcd = Etcd(endpoints)
+    etcd = Etcd(endpoints, tls=tls)
     try:
         await AppRegistry(etcd, DEFAULT_ROOT).put(spec)
     finally:
@@ -203,11 +207,13 @@ def _serving(edge_url: str, app: str, key: str | None) -> set[str]:
 
 def banner(regions: list[Region], edge_url: str, data: Path, auth: bool) -> str:
     names = ", ".join(r.name for r in regions)
-    keyed = (f"\nAPI keys are on. The admin key is in {data / 'admin.key'}:\n"
-             f"  export SPILLOVER_API_KEY=$(cat {data / 'admin.key'})   # for spillover ...\n"
+    keyed = (f"\nAPI keys and etcd RBAC are on. The admin key is in {data / 'admin.key'};\n"
+             f"{data / 'admin.env'} makes a shell the admin (API key, etcd root certificate):\n"
+             f"  . {data / 'admin.env'}\n"
              f"  curl -H \"Authorization: Bearer $SPILLOVER_API_KEY\" ...\n"
-             f"  spillover keys create NAME --apps demo   "
-             f"# with SPILLOVER_ETCD_ENDPOINTS={_etcd_of(data)}\n") if auth else ""  # fmt: skip
+             f"  spillover keys create NAME --apps demo\n"
+             f"  spillover deploy --etcd spillover.toml   # edges may not write apps\n"
+             f"{_holes()}") if auth else ""  # fmt: skip
     ports = {r.name: tomllib.loads((data / f"{r.name}.toml").read_text())["metrics_port"]
              for r in regions}  # fmt: skip
     metrics = " ".join(f"{n}=:{port}" for n, port in ports.items())
@@ -227,8 +233,12 @@ Logs and data: {data}/   Ctrl-C stops everything.{keyed}
 """
 
 
-def _etcd_of(data: Path) -> str:
-    return str(tomllib.loads((data / "edge.toml").read_text())["etcd"]["endpoints"][0])
+def _holes() -> str:
+    version = etcd_version()
+    n = len(known_holes(version))
+    return (
+        f"WARNING: etcd {version} has {n} known RBAC holes (above; docs/security.md)\n" if n else ""
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -244,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ready-timeout", type=float, default=300.0)
     ap.add_argument(
         "--auth", action="store_true",
-        help="API keys on: an admin key is written to <data>/admin.key",
+        help="API keys on (the admin key in <data>/admin.key) and etcd as deployed: TLS "
+        "client certificates per process kind (<data>/tls) and the RBAC roles",
     )  # fmt: skip
     args = ap.parse_args(argv)
     regions: list[Region] = args.regions or [parse_region(r) for r in DEFAULT_REGIONS]
@@ -260,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     if shutil.which("etcd") is None:
         sys.exit("spillover up: etcd is not on PATH (Debian: apt-get install etcd-server)")
     data: Path = args.data.resolve()
+    if not args.auth and LocalAuth.was_on(data):
+        ap.error(f"--data {data} was last run with --auth (its etcd refuses plain clients): "
+                 "add --auth, or use another --data")  # fmt: skip
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     sys.exit(run(args, regions, spec_text, data, logs))
@@ -270,30 +284,41 @@ def run(
 ) -> int:
     # Every child is spawned before the first etcd client exists: preexec_fn (die with us) is
     # only safe while this process has no gRPC threads.
+    auth = LocalAuth.prepare(data) if args.auth else None
     etcd = LocalEtcd(
-        data / "etcd", first_port=args.etcd_port, die_with_parent=True, quota_bytes=QUOTA
-    )
+        data / "etcd", first_port=args.etcd_port, die_with_parent=True, quota_bytes=QUOTA,
+        tls=auth.server() if auth else None,
+    )  # fmt: skip
     procs = Processes(logs)
     stop = asyncio.Event()
     try:
         print(f"etcd on {etcd.endpoints[0]} (data {data / 'etcd'})", flush=True)
         etcd.start()
-        configs = write_configs(data, regions, etcd.endpoints, args.port, Path.cwd(), args.auth)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if auth is not None:
+            auth.apply_rbac(etcd.endpoints)
+            # Giving space back is root's alone with RBAC on: the agents' keepers stand down.
+            admin_env = {**env, **auth.admin_env(etcd.endpoints)}
+            procs.spawn("keeper", ["federation.keeper", "--quota-bytes", str(QUOTA)], admin_env)
+        configs = write_configs(data, regions, etcd.endpoints, args.port, Path.cwd(), auth)
         for r in regions:
             procs.spawn(r.name, ["regional.main", "--config", str(configs[r.name])], env)
         procs.spawn("edge", ["edge.main", "--config", str(configs["edge"])], env)
         edge_url = f"http://127.0.0.1:{args.port}"
+        admin = auth.tls(ROOT) if auth else None
 
         async def serve() -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             print("starting regions and loading models...", flush=True)
-            key = await admin_key(etcd.endpoints, data / "admin.key") if args.auth else None
+            key = None
+            if auth is not None:
+                key = await admin_key(etcd.endpoints, data / "admin.key", admin)
+                auth.write_env(data / "admin.env", etcd.endpoints, key)
             ready = asyncio.create_task(
                 deploy_and_wait(
-                    etcd.endpoints, spec_text, regions, edge_url, args.ready_timeout, key
+                    etcd.endpoints, spec_text, regions, edge_url, args.ready_timeout, key, admin
                 )
             )
             announced = False

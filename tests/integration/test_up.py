@@ -3,6 +3,7 @@ with replica subprocesses, an edge), driven over HTTP, stopped by a signal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,7 +20,11 @@ from typing import Any
 
 import pytest
 
+from federation import keys
+from federation.errors import PermissionDenied
+from federation.etcd import Etcd
 from federation.etcd_server import free_port
+from federation.etcd_tls import EtcdTls
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -288,9 +293,10 @@ def test_a_killed_region_loses_nothing_pins_stay_and_health_follows(up: Up) -> N
 
 def test_up_with_auth_writes_an_admin_key_and_then_asks_for_keys(tmp_path: Path) -> None:
     up = Up(tmp_path, WORKER_APP, ("us-east-1=39.0,-77.5",), "--auth")
+    data = tmp_path / "data"
     try:
         up.wait_up()
-        path = tmp_path / "data" / "admin.key"
+        path = data / "admin.key"
         assert path.stat().st_mode & 0o777 == 0o600 and str(path) in up.output.read_text()
         key = path.read_text().strip()
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -302,6 +308,37 @@ def test_up_with_auth_writes_an_admin_key_and_then_asks_for_keys(tmp_path: Path)
         assert done["slept"] == 0
         status = cli("status", "--edge", up.url, env={"SPILLOVER_API_KEY": key})
         assert status.returncode == 0 and "us-east-1" in status.stdout
+
+        # etcd as deployed: TLS, a certificate per process kind, the RBAC roles.
+        keys_ = [*(data / "tls").glob("*.key"), data / "admin.env"]
+        assert len(keys_) == 7 and all(k.stat().st_mode & 0o777 == 0o600 for k in keys_)
+        agent = tomllib.loads((data / "us-east-1.toml").read_text())["etcd"]
+        assert agent["endpoints"][0].startswith("https://") and "agent.pem" in str(agent["tls"])
+        with pytest.raises(PermissionDenied):
+            asyncio.run(put_app(agent["endpoints"], EtcdTls.model_validate(agent["tls"])))
+        admin = dict(line.removeprefix("export ").split("=", 1)
+                     for line in (data / "admin.env").read_text().splitlines())  # fmt: skip
+        spec = tmp_path / "other.toml"
+        spec.write_text(WORKER_APP.replace('"worker"', '"other"'))
+        through_edge = cli("deploy", str(spec), "--edge", up.url, env=admin)
+        assert through_edge.returncode != 0 and "403 forbidden" in through_edge.stderr
+        deployed = cli("deploy", "--etcd", str(spec), env=admin)
+        assert deployed.returncode == 0 and "deployed other" in deployed.stdout
+        assert up.call("GET", "/v1/apps/other", Authorization=f"Bearer {key}")
+        assert cli("keys", "create", "ci", "--apps", "worker", env=admin).returncode == 0
+        listed = cli("keys", "list", env=admin).stdout.split()
+        assert listed == ["admin", "admin", "unlimited", "ci", "worker", "unlimited"]
     finally:
         up.proc.send_signal(signal.SIGINT)
         up.proc.wait(timeout=60)
+    plain = subprocess.run([sys.executable, "-m", "federation.up", "--data", str(data)],
+                           capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert plain.returncode != 0 and "was last run with --auth" in plain.stderr
+
+
+async def put_app(endpoints: list[str], tls: EtcdTls) -> None:
+    etcd = Etcd(endpoints, tls=tls, timeout=3)
+    try:
+        await etcd.put(keys.app(keys.DEFAULT_ROOT, "planted"), b"{}")
+    finally:
+        await etcd.close()

@@ -62,6 +62,7 @@ module "us_east_1" {
   gpu_instance_type   = var.gpu_instance_type
   gpu_count           = var.gpu_count
   tls                 = var.tls
+  etcd_release        = var.etcd_release
   tags                = var.tags
 }
 
@@ -83,6 +84,7 @@ module "eu_west_1" {
   gpu_instance_type   = var.gpu_instance_type
   gpu_count           = var.gpu_count
   tls                 = var.tls
+  etcd_release        = var.etcd_release
   tags                = var.tags
 }
 
@@ -104,6 +106,7 @@ module "ap_south_1" {
   gpu_instance_type   = var.gpu_instance_type
   gpu_count           = var.gpu_count
   tls                 = var.tls
+  etcd_release        = var.etcd_release
   tags                = var.tags
 }
 

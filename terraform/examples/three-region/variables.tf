@@ -31,9 +31,14 @@ variable "traffic_dial" {
 }
 
 variable "tls" {
-  description = "The edges' certificate chain and key (for hostname); the etcd clusters' CA and its key (nodes mint their etcd certificates from it)."
-  type        = object({ edge_cert = string, edge_key = string, etcd_ca = string, etcd_ca_key = string })
+  description = "The edges' certificate chain and key (for hostname); etcd's CAs, peer CA key and per-user certificates from `spillover etcd-certs`: modules/region's tls, which names and checks each (docs/deploy.md)."
+  type        = map(string)
   sensitive   = true
+}
+
+variable "etcd_release" {
+  description = "The etcd release every member runs and its linux tarball's sha256 (modules/region's etcd_release: 3.6.12 or later)."
+  type        = object({ version = optional(string, "3.6.12"), sha256 = string })
 }
 
 variable "tags" {

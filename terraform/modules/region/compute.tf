@@ -144,14 +144,17 @@ resource "aws_launch_template" "gpu" {
 locals {
   gpu_group = "${local.prefix}-gpu"
   # What every node's first boot needs (etcd.tf too): public certificates in user data, private
-  # keys fetched from SSM (secrets.tf), and the script that mints its etcd certificate.
+  # keys fetched from SSM (secrets.tf), and the script with which etcd members mint their own.
   boot = {
-    mint     = file("${path.module}/templates/mint-cert.sh")
-    fetch    = file("${path.module}/templates/fetch-secret.sh")
-    secrets  = local.secret_names
-    region   = var.region
-    edge_pem = var.tls.edge_cert
-    etcd_ca  = var.tls.etcd_ca
+    mint      = file("${path.module}/templates/mint-cert.sh")
+    fetch     = file("${path.module}/templates/fetch-secret.sh")
+    secrets   = local.secret_names
+    region    = var.region
+    edge_pem  = var.tls.edge_cert
+    client_ca = var.tls.etcd_client_ca
+    peer_ca   = var.tls.etcd_peer_ca # what clients trust the members by
+    # Each kind's etcd certificate: its CN is its RBAC user (federation/etcd_rbac.py).
+    etcd_cert = { edge = var.tls.etcd_edge_cert, agent = var.tls.etcd_agent_cert, root = var.tls.etcd_root_cert }
   }
 }
 

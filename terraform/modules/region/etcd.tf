@@ -1,5 +1,6 @@
 # The region's partition lives in its own three-member etcd cluster, one member per AZ, each with
-# its own encrypted EBS data volume, TLS between peers and to clients.
+# its own encrypted EBS data volume, TLS between peers and to clients, and RBAC: one role per node
+# kind (templates/etcd.yaml.tftpl, federation/etcd_rbac.py).
 
 locals {
   etcd_names = [for i in range(3) : "${local.prefix}-etcd-${i}"]
@@ -38,11 +39,14 @@ resource "aws_instance" "etcd" {
   }
 
   user_data = templatefile("${path.module}/templates/etcd.yaml.tftpl", {
-    name    = local.etcd_names[count.index]
-    ip      = local.etcd_ips[count.index]
-    cluster = local.etcd_cluster
-    boot    = local.boot
-    quota   = var.etcd_quota_gb * 1073741824
+    name      = local.etcd_names[count.index]
+    ip        = local.etcd_ips[count.index]
+    cluster   = local.etcd_cluster
+    endpoints = local.etcd_endpoints
+    boot      = local.boot
+    quota     = var.etcd_quota_gb * 1073741824
+    release   = var.etcd_release
+    package   = var.spillover_version
   })
 }
 

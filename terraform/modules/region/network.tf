@@ -8,11 +8,11 @@ locals {
   public     = local.create_vpc ? aws_subnet.public[*].id : var.subnet_ids
   vpc_cidr   = local.create_vpc ? var.vpc_cidr : data.aws_vpc.given[0].cidr_block
   prefix     = "${var.name}-${var.region}"
-  # What nodes reach out to: AWS APIs, S3 and PyPI (443), Debian mirrors (80), etcd in this and
-  # the other regions (2379 clients, 2380 peers). DNS and NTP to the VPC's resolvers are not
-  # filtered by security groups.
+  # What nodes reach out to: AWS APIs, S3, PyPI and etcd's releases (443), Debian mirrors (80),
+  # etcd in this and the other regions (2379 clients, 2380 peers). DNS and NTP to the VPC's
+  # resolvers are not filtered by security groups.
   egress = [
-    { description = "HTTPS: AWS APIs, S3, PyPI", from = 443, to = 443 },
+    { description = "HTTPS: AWS APIs, S3, PyPI, etcd releases", from = 443, to = 443 },
     { description = "HTTP: Debian mirrors", from = 80, to = 80 },
     { description = "etcd clients and peers", from = 2379, to = 2380 },
   ]

@@ -1,17 +1,28 @@
 # The private keys nodes need at boot live in SSM Parameter Store as SecureStrings; nodes fetch
 # them with their instance role (templates/fetch-secret.sh). User data would expose them to
 # anyone who may describe an instance or launch template, and to every process on the node.
+#
+# No node can make itself a more powerful etcd user: the client CA's key is not here (it never
+# reaches AWS; `spillover etcd-certs` issued every client certificate in one step), and the two
+# keys that could act as the admin or mint a member, root's and the peer CA's, are the etcd
+# nodes' alone (which hold every key's value on their disks anyway).
 
 locals {
-  secret_values = { "etcd-ca-key" = var.tls.etcd_ca_key, "edge-key" = var.tls.edge_key }
+  secret_values = {
+    "edge-key"         = var.tls.edge_key
+    "etcd-edge-key"    = var.tls.etcd_edge_key
+    "etcd-agent-key"   = var.tls.etcd_agent_key
+    "etcd-root-key"    = var.tls.etcd_root_key
+    "etcd-peer-ca-key" = var.tls.etcd_peer_ca_key
+  }
   # Node kind -> the parameters its role may read.
   secret_readers = {
-    edge = ["etcd-ca-key", "edge-key"]
-    gpu  = ["etcd-ca-key"]
-    etcd = ["etcd-ca-key"]
+    edge = ["edge-key", "etcd-edge-key"]
+    gpu  = ["etcd-agent-key"]
+    etcd = ["etcd-peer-ca-key", "etcd-root-key"]
   }
   # Static names: var.tls is sensitive, and for_each may not be derived from it.
-  secret_names = { for name in ["etcd-ca-key", "edge-key"] : name => "/${local.prefix}/${name}" }
+  secret_names = { for name in ["edge-key", "etcd-edge-key", "etcd-agent-key", "etcd-root-key", "etcd-peer-ca-key"] : name => "/${local.prefix}/${name}" }
 }
 
 resource "aws_ssm_parameter" "secret" {

@@ -119,14 +119,60 @@ variable "etcd_quota_gb" {
 }
 
 variable "tls" {
-  description = "PEM material the nodes use: the edges' public certificate chain and key; the CA etcd peers and clients trust, and its key. The keys go to SSM Parameter Store (SecureString), not user data; every node fetches the CA key at first boot, mints its own etcd certificate and deletes the CA key."
+  description = <<-EOT
+    PEM material. The edges' HTTPS chain and key. etcd's, issued once by `spillover etcd-certs`
+    (docs/deploy.md): the client CA (members trust it for clients), the peer CA and its key
+    (each member mints its own certificate for its IP at first boot), and a certificate and key
+    per etcd user: edge, agent, root (the certificate's CN is the RBAC user). There is no client
+    CA key here: it never reaches AWS, so no node can mint itself a user. The keys go to SSM
+    Parameter Store (SecureString), each readable by the one node kind that uses it.
+  EOT
   type = object({
-    edge_cert   = string
-    edge_key    = string
-    etcd_ca     = string
-    etcd_ca_key = string
+    edge_cert        = string
+    edge_key         = string
+    etcd_client_ca   = string
+    etcd_peer_ca     = string
+    etcd_peer_ca_key = string
+    etcd_edge_cert   = string
+    etcd_edge_key    = string
+    etcd_agent_cert  = string
+    etcd_agent_key   = string
+    etcd_root_cert   = string
+    etcd_root_key    = string
   })
   sensitive = true
+  validation {
+    condition     = var.tls.etcd_client_ca != var.tls.etcd_peer_ca
+    error_message = "tls: etcd_client_ca and etcd_peer_ca must be two CAs: with one, a client certificate could join the cluster as a member (spillover etcd-certs issues both)."
+  }
+  validation {
+    condition     = !strcontains(var.tls.etcd_client_ca, "PRIVATE KEY") && !strcontains(var.tls.etcd_peer_ca, "PRIVATE KEY")
+    error_message = "tls: etcd_client_ca and etcd_peer_ca are certificates only; the client CA's key stays with you (offline), the peer CA's goes in etcd_peer_ca_key."
+  }
+}
+
+variable "etcd_release" {
+  description = <<-EOT
+    The etcd release the members run (from etcd's GitHub releases, checked against sha256: the
+    linux tarball's for the etcd instances' architecture, arm64 for the default m7g). RBAC is
+    only as good as etcd's checks: releases before 3.6.12 let any user around the roles (nested
+    txns, CVE-2026-33343; alarms and leases, CVE-2026-33413; prev_kv, CVE-2026-44283; 3.4 and
+    3.5 drop the auth checks while a NOSPACE alarm is raised), and root alone may call Status
+    before it. Debian 12's etcd-server is 3.4.23.
+  EOT
+  type = object({
+    version = optional(string, "3.6.12")
+    sha256  = string
+  })
+  validation {
+    condition = can(regex("^[0-9a-f]{64}$", var.etcd_release.sha256)) && try(
+      tonumber(split(".", var.etcd_release.version)[0]) == 3 && (
+        tonumber(split(".", var.etcd_release.version)[1]) > 6 || (
+          tonumber(split(".", var.etcd_release.version)[1]) == 6 && tonumber(split(".", var.etcd_release.version)[2]) >= 12
+      )), false
+    )
+    error_message = "etcd_release: version 3.6.12 or later (older releases do not enforce RBAC: docs/security.md) and the tarball's sha256 (64 hex digits)."
+  }
 }
 
 variable "gpu_replicas_per_node" {

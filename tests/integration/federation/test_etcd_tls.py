@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from federation.aio import cancel_and_wait
 from federation.errors import Unavailable
+from federation.etcd_certs import bootstrap
 from federation.etcd_server import LocalEtcd, ServerTls
 from federation.etcd_tls import EtcdTls
 from federation.queue import Queue
@@ -27,24 +28,28 @@ pytestmark = pytest.mark.slow
 MINT = Path(__file__).parents[3] / "terraform/modules/region/templates/mint-cert.sh"
 
 
-def trustme_certs(d: Path) -> tuple[Path, tuple[Path, Path], tuple[Path, Path]]:
+Certs = tuple[Path, Path, tuple[Path, Path], tuple[Path, Path]]
+
+
+def trustme_certs(d: Path) -> Certs:
+    """(CA the member trusts clients by, CA clients trust the member by, member, client)."""
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(d / "ca.pem"))
     for name, host in (("member", "127.0.0.1"), ("client", "spillover-agent")):
         ca.issue_cert(host).private_key_and_cert_chain_pem.write_to_path(str(d / f"{name}.pem"))
-    return d / "ca.pem", (d / "member.pem",) * 2, (d / "client.pem",) * 2  # type: ignore[return-value]
+    return d / "ca.pem", d / "ca.pem", (d / "member.pem",) * 2, (d / "client.pem",) * 2  # type: ignore[return-value]
 
 
-def minted_certs(d: Path) -> tuple[Path, tuple[Path, Path], tuple[Path, Path]]:
-    """What the Terraform module's nodes do at first boot: its own script, a CA made here."""
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d / "ca.key",
-                    "-out", d / "ca.pem", "-subj", "/CN=etcd-ca", "-days", "1"],
-                   check=True, capture_output=True)  # fmt: skip
+def minted_certs(d: Path) -> Certs:
+    """What the Terraform deployment does: ``spillover etcd-certs`` issues the two CAs and the
+    client certificates once; a member mints its own from the peer CA at first boot (its
+    script)."""
+    bootstrap(d)
     env = {**os.environ, "SPILLOVER_CERT_DIR": str(d)}
-    for name, san in (("member", "IP:127.0.0.1"), ("client", "DNS:spillover-client")):
-        subprocess.run(["sh", str(MINT), name, san], check=True, env=env, capture_output=True)
-    return d / "ca.pem", (d / "member.pem", d / "member.key"), (d / "client.pem", d / "client.key")
+    subprocess.run(["sh", str(MINT), "member", "IP:127.0.0.1"], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    return (d / "client-ca.pem", d / "peer-ca.pem", (d / "member.pem", d / "member.key"),
+            (d / "agent.pem", d / "agent.key"))  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=["trustme", "mint-cert.sh"])
@@ -52,11 +57,12 @@ def secured(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LocalEtcd, EtcdTls]]:
     d = tmp_path_factory.mktemp("etcd-tls")
-    ca, (member_cert, member_key), (cert, key) = (
+    clients_ca, members_ca, (member_cert, member_key), (cert, key) = (
         trustme_certs(d) if request.param == "trustme" else minted_certs(d)
     )
-    client = EtcdTls(ca_file=ca, cert_file=cert, key_file=key)
-    with LocalEtcd(d / "data", tls=ServerTls(ca, member_cert, member_key, client)) as cluster:
+    client = EtcdTls(ca_file=members_ca, cert_file=cert, key_file=key)
+    tls = ServerTls(clients_ca, member_cert, member_key, client)
+    with LocalEtcd(d / "data", tls=tls) as cluster:
         yield cluster, client
 
 

@@ -23,7 +23,12 @@ variables {
     "eu-west-1"  = { edge = "ami-1", gpu = "ami-2", etcd = "ami-3" }
     "ap-south-1" = { edge = "ami-1", gpu = "ami-2", etcd = "ami-3" }
   }
-  tls = { edge_cert = "c", edge_key = "k", etcd_ca = "ca", etcd_ca_key = "cakey" }
+  tls = {
+    edge_cert        = "c", edge_key = "k", etcd_client_ca = "client ca", etcd_peer_ca = "peer ca",
+    etcd_peer_ca_key = "k", etcd_edge_cert = "c", etcd_edge_key = "k", etcd_agent_cert = "c",
+    etcd_agent_key   = "k", etcd_root_cert = "c", etcd_root_key = "k",
+  }
+  etcd_release = { sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
 }
 
 run "three_regions_behind_one_accelerator" {

@@ -16,11 +16,19 @@ variables {
   gpu_ami  = "ami-00000000000000002"
   etcd_ami = "ami-00000000000000003"
   tls = {
-    edge_cert   = "-----BEGIN CERTIFICATE----- edge"
-    edge_key    = "-----BEGIN PRIVATE KEY----- edge"
-    etcd_ca     = "-----BEGIN CERTIFICATE----- etcd ca"
-    etcd_ca_key = "-----BEGIN PRIVATE KEY----- etcd ca"
+    edge_cert        = "-----BEGIN CERTIFICATE----- edge"
+    edge_key         = "-----BEGIN PRIVATE KEY----- edge"
+    etcd_client_ca   = "-----BEGIN CERTIFICATE----- etcd client ca"
+    etcd_peer_ca     = "-----BEGIN CERTIFICATE----- etcd peer ca"
+    etcd_peer_ca_key = "-----BEGIN PRIVATE KEY----- etcd peer ca"
+    etcd_edge_cert   = "-----BEGIN CERTIFICATE----- CN=edge"
+    etcd_edge_key    = "-----BEGIN PRIVATE KEY----- CN=edge"
+    etcd_agent_cert  = "-----BEGIN CERTIFICATE----- CN=agent"
+    etcd_agent_key   = "-----BEGIN PRIVATE KEY----- CN=agent"
+    etcd_root_cert   = "-----BEGIN CERTIFICATE----- CN=root"
+    etcd_root_key    = "-----BEGIN PRIVATE KEY----- CN=root"
   }
+  etcd_release = { sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
 }
 
 run "imdsv2_on_every_launch_template_and_etcd_instance" {
@@ -116,13 +124,18 @@ run "private_keys_reach_nodes_through_ssm_not_user_data" {
       for data in concat(
         [base64decode(aws_launch_template.edge.user_data), base64decode(aws_launch_template.gpu.user_data)],
         [for i in aws_instance.etcd : i.user_data],
-      ) : !strcontains(data, "PRIVATE KEY") && strcontains(data, "spillover-fetch-secret eu-west-1 /sp-eu-west-1/etcd-ca-key")
+      ) : !strcontains(data, "PRIVATE KEY")
     ])
-    error_message = "no private key in user data; every node fetches the etcd CA key from SSM"
+    error_message = "no private key in any user data"
   }
   assert {
-    condition     = strcontains(base64decode(aws_launch_template.edge.user_data), "/sp-eu-west-1/edge-key /etc/spillover/edge.key")
-    error_message = "edges fetch their TLS key from SSM"
+    condition = alltrue([
+      strcontains(base64decode(aws_launch_template.edge.user_data), "spillover-fetch-secret eu-west-1 /sp-eu-west-1/edge-key /etc/spillover/edge.key"),
+      strcontains(base64decode(aws_launch_template.edge.user_data), "spillover-fetch-secret eu-west-1 /sp-eu-west-1/etcd-edge-key /etc/spillover/etcd/edge.key"),
+      strcontains(base64decode(aws_launch_template.gpu.user_data), "spillover-fetch-secret eu-west-1 /sp-eu-west-1/etcd-agent-key /etc/spillover/etcd/agent.key"),
+      alltrue([for i in aws_instance.etcd : strcontains(i.user_data, "spillover-fetch-secret eu-west-1 /sp-eu-west-1/etcd-root-key /etc/spillover/etcd/root.key")]),
+    ])
+    error_message = "each node fetches its keys from SSM: edges their TLS and etcd keys, GPU nodes the agent's, etcd nodes root's"
   }
   assert {
     condition     = alltrue([for p in aws_ssm_parameter.secret : p.type == "SecureString"])
@@ -132,12 +145,99 @@ run "private_keys_reach_nodes_through_ssm_not_user_data" {
     condition = alltrue([
       for kind, doc in data.aws_iam_policy_document.secrets : alltrue([
         for st in doc.statement : st.actions == toset(["ssm:GetParameter"]) && st.resources == toset([
-          for name in(kind == "edge" ? ["etcd-ca-key", "edge-key"] : ["etcd-ca-key"]) : aws_ssm_parameter.secret[name].arn
+          for name in {
+            edge = ["edge-key", "etcd-edge-key"]
+            gpu  = ["etcd-agent-key"]
+            etcd = ["etcd-peer-ca-key", "etcd-root-key"]
+          }[kind] : aws_ssm_parameter.secret[name].arn
         ])
       ])
     ])
-    error_message = "each node kind may read only its own secrets; only edges read the edge key"
+    error_message = "each node kind may read only its own secrets"
   }
+}
+
+run "no_node_can_mint_a_client_certificate_or_act_as_the_admin" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition     = toset(keys(aws_ssm_parameter.secret)) == toset(["edge-key", "etcd-agent-key", "etcd-edge-key", "etcd-peer-ca-key", "etcd-root-key"])
+    error_message = "the client CA's key is stored nowhere in AWS: no parameter but these five"
+  }
+  assert {
+    condition     = alltrue([for p in aws_ssm_parameter.secret : p.value != var.tls.etcd_client_ca && p.value != var.tls.etcd_peer_ca])
+    error_message = "no parameter holds a CA (certificates are public, and belong in user data)"
+  }
+  assert {
+    condition = alltrue(flatten([
+      for kind in ["edge", "gpu"] : [
+        for st in data.aws_iam_policy_document.secrets[kind].statement : [
+          for name in ["etcd-peer-ca-key", "etcd-root-key"] : !contains(st.resources, aws_ssm_parameter.secret[name].arn)
+        ]
+      ]
+    ]))
+    error_message = "no edge or GPU node may read the peer CA's key (minting a member) or root's (the admin)"
+  }
+  assert {
+    condition = alltrue([
+      for data in [base64decode(aws_launch_template.edge.user_data), base64decode(aws_launch_template.gpu.user_data)] :
+      !strcontains(data, "spillover-mint-cert") && !strcontains(data, "root.pem") && !strcontains(data, "client-ca")
+    ])
+    error_message = "edges and GPU nodes mint nothing and hold no root certificate"
+  }
+  assert {
+    condition     = alltrue([for i in aws_instance.etcd : strcontains(i.user_data, "spillover-mint-cert member IP:") && strcontains(i.user_data, "rm /etc/spillover/etcd/peer-ca.key")])
+    error_message = "etcd members mint their own certificate from the peer CA once, then delete its key"
+  }
+}
+
+run "the_peer_ca_must_not_be_the_client_ca" {
+  command = plan
+
+  variables {
+    tls = merge(var.tls, { etcd_peer_ca = var.tls.etcd_client_ca })
+  }
+  expect_failures = [var.tls]
+}
+
+run "etcd_runs_rbac_with_the_roles_and_separate_cas" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition = alltrue([for i in aws_instance.etcd : alltrue([
+      strcontains(i.user_data, "--trusted-ca-file /etc/spillover/etcd/client-ca.pem --client-cert-auth"),
+      strcontains(i.user_data, "--peer-trusted-ca-file /etc/spillover/etcd/peer-ca.pem --peer-client-cert-auth"),
+      strcontains(i.user_data, "ExecStart=/opt/spillover/bin/spillover etcd-rbac"),
+      strcontains(i.user_data, "ExecStart=/opt/spillover/bin/spillover etcd-keeper"),
+      strcontains(i.user_data, "SPILLOVER_ETCD_CERT=/etc/spillover/etcd/root.pem"),
+    ])])
+    error_message = "members trust the client CA for clients and the peer CA for peers, apply the roles at boot and keep storage as root"
+  }
+  assert {
+    condition = alltrue([
+      strcontains(base64decode(aws_launch_template.edge.user_data), "cert_file = \"/etc/spillover/etcd/edge.pem\""),
+      strcontains(base64decode(aws_launch_template.gpu.user_data), "cert_file = \"/etc/spillover/etcd/agent.pem\""),
+      strcontains(base64decode(aws_launch_template.edge.user_data), "ca_file = \"/etc/spillover/etcd/peer-ca.pem\""),
+    ])
+    error_message = "edges are etcd's edge user, GPU nodes its agent user, and both trust the members' CA"
+  }
+  assert {
+    condition = alltrue([for i in aws_instance.etcd : alltrue([
+      strcontains(i.user_data, "releases/download/v3.6.12/etcd-v3.6.12-linux-"),
+      strcontains(i.user_data, "echo \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  /tmp/etcd.tar.gz\" | sha256sum -c -"),
+      !strcontains(i.user_data, "etcd-server"),
+    ])])
+    error_message = "members run the pinned etcd release, checked by its sha256, not Debian's etcd-server 3.4.23"
+  }
+}
+
+run "an_etcd_release_that_does_not_enforce_rbac_is_refused" {
+  command = plan
+
+  variables {
+    etcd_release = { version = "3.4.23", sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
+  }
+  expect_failures = [var.etcd_release]
 }
 
 run "etcd_has_a_quota_and_every_node_knows_it" {
