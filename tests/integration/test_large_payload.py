@@ -49,6 +49,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
         u.proc.wait()
 
 
+@pytest.mark.timeout(600)  # a torch replica to start and 2 GiB to move, on a shared machine
 def test_a_1_gib_body_comes_back_whole_and_no_process_holds_it(up: Up) -> None:
     up.wait_up(timeout=180)
     pids = roles(up)
