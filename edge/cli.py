@@ -74,16 +74,18 @@ def table(health: dict[str, Any]) -> str:
         f"leader {etcd['leader'] or '-'}",
         "",
     ]
-    rows = [("REGION", "STATUS", "APP", "READY/DESIRED", "BUSY/SLOTS", "QUEUED", "OLDEST WAIT")]
+    rows = [("REGION", "STATUS", "APP", "READY/DESIRED", "BUSY/SLOTS", "QUEUED", "OLDEST WAIT",
+             "SCALING")]  # fmt: skip
     for r in health["regions"]:
         if not r["apps"]:
-            rows.append((r["name"], r["status"], "-", "-", "-", "-", "-"))
+            rows.append((r["name"], r["status"], "-", "-", "-", "-", "-", "-"))
         for a in r["apps"]:
             rows.append((
                 r["name"], r["status"], a["app"],
                 f"{a['ready_replicas']}/{a['desired_replicas']}",
                 f"{a['busy_slots']}/{a['slots']}",
                 str(a["queue_depth"]), f"{a['oldest_wait_ms']:.0f} ms",
+                a.get("scaling_reason") or "-",  # the autoscaler's last reason
             ))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines += [

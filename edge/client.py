@@ -15,7 +15,7 @@ import geoip2.database
 import geoip2.errors
 from pydantic import BaseModel, ConfigDict
 
-from edge.routing import Point
+from federation.geo import Point
 
 log = logging.getLogger(__name__)
 # Where geoipupdate (and Debian's geoipupdate package) writes the database.

@@ -34,7 +34,7 @@ class Decision(_Frozen):
     app: str
     from_replicas: int = Field(alias="from")
     to_replicas: int = Field(alias="to")
-    reason: str | None = None  # the autoscaler's, once heartbeats carry it
+    reason: str | None = None  # the autoscaler's, from the heartbeat (None: an agent without it)
 
 
 class Flow(_Frozen):
@@ -79,7 +79,8 @@ class ScalingLog:
                 if before is not None and before != load.desired_replicas:
                     self.decisions.appendleft(
                         Decision(at=rfc3339(now), region=region, app=load.app,
-                                 from_replicas=before, to_replicas=load.desired_replicas)
+                                 from_replicas=before, to_replicas=load.desired_replicas,
+                                 reason=load.scaling_reason)
                     )  # fmt: skip
         # A region that went down keeps its last value: coming back at another size is a change.
         self.desired.update(seen)

@@ -8,14 +8,13 @@ distance), else the edge's own region.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from federation.errors import BadRequest
+from federation.geo import Point, distance_km
 
-Point = tuple[float, float]  # (lat, lon) in degrees
 _NAME = re.compile(r"[a-z0-9-]{1,63}")
 
 
@@ -27,16 +26,6 @@ class Placement:
     @property
     def pinned(self) -> bool:
         return bool(self.allowed)
-
-
-def distance_km(a: Point, b: Point) -> float:
-    """Great-circle distance (haversine). London → Dublin ≈ 460 km, London → Virginia ≈ 5,900 km."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6371.0 * math.asin(math.sqrt(h))
 
 
 def parse_regions(header: str, value: str, known: Mapping[str, Point]) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from edge.keys import (
     VIEW,
     WAITERS,
 )
-from edge.routing import Point, fallbacks, place
+from edge.routing import fallbacks, place
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from federation.blobs import BlobRef
@@ -40,6 +40,7 @@ from federation.errors import (
     Unavailable,
     Unreachable,
 )
+from federation.geo import Point
 from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
 from federation.waiters import until_finished
 

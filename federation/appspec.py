@@ -41,6 +41,9 @@ class ScalingSection(_Section):
     max_replicas: int = Field(default=8, ge=1, le=1000)
     cooldown: float = Field(default=60, ge=0, le=86400)
     queue_time_threshold: float = Field(default=2.0, gt=0, le=86400)
+    # Most round trip (seconds) to a region whose warm replicas may take this app's overflow
+    # instead of new replicas here (federation/absorb.py).
+    latency_budget: float = Field(default=0.15, ge=0, le=10)
     response_grace_period: float = Field(default=3600, gt=0, le=7 * 86400)
     max_runtime: float = Field(default=43200, gt=0, le=7 * 86400)
     max_payload_bytes: int = Field(default=1 << 30, ge=1, le=1 << 30)

@@ -22,6 +22,14 @@ class AppLoad(BaseModel):
     requests_per_second: float = 0.0  # tasks started since the agent's previous beat, per s
     # Of those, the ones homed in another region, per s by home region: the spillover flows.
     spilled_in: dict[str, float] = Field(default_factory=dict)
+    # For the other regions' autoscalers (federation/absorb.py): of queue_depth, the tasks homed
+    # here; of busy_slots, those running tasks homed in each other region.
+    queued_home: int = 0
+    busy_by_home: dict[str, int] = Field(default_factory=dict)
+    # Why desired_replicas is what it is: the autoscaler's last reason (dashboard, health API);
+    # and the slots other regions may count on here (its demand averaged, not one instant's).
+    scaling_reason: str | None = None
+    spare_slots: int = 0
 
 
 class RegionHeartbeat(BaseModel):
@@ -33,6 +41,7 @@ class RegionHeartbeat(BaseModel):
     agent: str
     at: float  # epoch seconds
     apps: tuple[AppLoad, ...] = ()
+    gpu_price: float = 0.0  # per GPU-hour: which region the federation's load flows to
 
 
 class EdgeHeartbeat(BaseModel):
@@ -73,6 +82,11 @@ def _merged(beats: list[RegionHeartbeat]) -> RegionHeartbeat:
             oldest_wait_ms=max(a.oldest_wait_ms for a in ls),
             requests_per_second=sum(a.requests_per_second for a in ls),
             spilled_in=_summed(a.spilled_in for a in ls),
+            queued_home=max(a.queued_home for a in ls),
+            busy_by_home={k: round(v) for k, v in _summed(a.busy_by_home for a in ls).items()},
+            # Only the region's autoscaler leader decides: its agent's reason is the region's.
+            scaling_reason=next((a.scaling_reason for a in ls if a.scaling_reason), None),
+            spare_slots=sum(a.spare_slots for a in ls),
         )
         for app, ls in sorted(loads.items())
     )

@@ -11,9 +11,10 @@ from federation.heartbeat import AppLoad, RegionHeartbeat
 NOW = 1_700_000_000.0
 
 
-def beat(name: str, desired: int = 1, app: str = "demo", **spilled: float) -> RegionHeartbeat:
+def beat(name: str, desired: int = 1, app: str = "demo", reason: str | None = None,
+         **spilled: float) -> RegionHeartbeat:  # fmt: skip
     load = AppLoad(app=app, replicas=1, ready_replicas=1, desired_replicas=desired, slots=4,
-                   busy_slots=0, queue_depth=0, oldest_wait_ms=0,
+                   busy_slots=0, queue_depth=0, oldest_wait_ms=0, scaling_reason=reason,
                    spilled_in={k.replace("_", "-"): v for k, v in spilled.items()})  # fmt: skip
     return RegionHeartbeat(name=name, lat=1.0, lon=2.0, agent="a", at=NOW, apps=(load,))
 
@@ -26,11 +27,12 @@ def test_a_change_of_desired_replicas_is_a_decision_and_a_first_sighting_is_not(
     log.record({"us-east-1": beat("us-east-1", 3)}, NOW + 2)
     log.record({}, NOW + 3)  # the region goes down...
     log.record({"us-east-1": beat("us-east-1", 2)}, NOW + 4)  # ...and comes back smaller
-    log.record({"us-east-1": beat("us-east-1", 4)}, NOW + 5)
+    log.record({"us-east-1": beat("us-east-1", 4, reason="scale up: queue time")}, NOW + 5)
     moves = [(d.from_replicas, d.to_replicas) for d in log.decisions]
     assert moves == [(2, 4), (3, 2)]  # newest first, only the last `kept`
     assert log.decisions[0].model_dump(by_alias=True)["from"] == 2
-    assert log.decisions[0].reason is None
+    # The autoscaler's reason rides in the heartbeat; an agent that sends none leaves it empty.
+    assert [d.reason for d in log.decisions] == ["scale up: queue time", None]
 
 
 def test_flows_sum_over_apps_largest_first_and_skip_nothing_moving() -> None:

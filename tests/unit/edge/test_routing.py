@@ -2,8 +2,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.routing import Placement, distance_km, fallbacks, place
+from edge.routing import Placement, fallbacks, place
 from federation.errors import BadRequest
+from federation.geo import distance_km
 
 KNOWN = {"us-east-1": (39.0, -77.5), "eu-west-1": (53.3, -6.3), "ap-south-1": (19.1, 72.9)}
 ALL = frozenset(KNOWN)
