@@ -34,6 +34,7 @@ from federation.appspec import AppSpec
 from federation.blobs import BlobRef
 from federation.errors import (
     BadRequest,
+    NotFound,
     QueueFull,
     SpilloverError,
     StorageFull,
@@ -101,6 +102,10 @@ async def submit(request: web.Request) -> web.StreamResponse:
     spec = view.apps.get(app_name) or await view.registry.get(app_name)
     if not _FUNCTION.fullmatch(function):
         raise BadRequest(f"function {function!r} is not a valid name")
+    listed = spec.app.functions
+    if listed is not None and function not in listed:  # refused before anything is stored
+        raise NotFound(f"app {app_name!r} has no function {function!r} "
+                       f"(its functions: {', '.join(listed)})")  # fmt: skip
     h = request.headers
     priority = headers.priority(h)
     wait = headers.seconds(h, "X-Spillover-Timeout", config.default_sync_timeout,

@@ -43,8 +43,11 @@ _IN_FLIGHT = 4  # result chunks queued for the agent per task (4 MiB)
 
 
 class ReplicaService(pb_grpc.ReplicaServicer):
-    def __init__(self, handler: Any, concurrency: int, replica_id: str) -> None:
+    def __init__(
+        self, handler: Any, concurrency: int, replica_id: str, functions: tuple[str, ...] | None
+    ) -> None:
         self.handler = handler
+        self.functions = functions  # the app's list, if it has one
         self.capacity = concurrency
         self.busy = 0
         self.replica_id = replica_id
@@ -82,7 +85,7 @@ class ReplicaService(pb_grpc.ReplicaServicer):
             # The agent never sends more than the free slots; this guards the hard limit.
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "replica_concurrency reached")
         try:
-            fn = function_of(self.handler, request.function)
+            fn = function_of(self.handler, request.function, self.functions)
         except UnknownFunction as e:
             yield pb.RunEvent(error=pb.Error(code="handler_error", message=str(e)))
             return
@@ -163,12 +166,15 @@ def _outcome(work: asyncio.Future[tuple[bytes, str]]) -> pb.RunEvent:
     return pb.RunEvent(result=pb.Result(body=body, content_type=content_type))
 
 
-async def serve(handler_path: str, concurrency: int, host: str, port: int) -> None:
+async def serve(
+    handler_path: str, concurrency: int, functions: tuple[str, ...] | None, host: str, port: int
+) -> None:
     # load() before the server listens: a replica that accepts work has its model.
     handler = await asyncio.to_thread(load_handler, handler_path)
     server = grpc.aio.server(options=GRPC_OPTIONS)
     pb_grpc.add_ReplicaServicer_to_server(  # type: ignore[no-untyped-call]
-        ReplicaService(handler, concurrency, f"{os.uname().nodename}-{os.getpid()}"), server
+        ReplicaService(handler, concurrency, f"{os.uname().nodename}-{os.getpid()}", functions),
+        server,
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
@@ -186,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m regional.replica")
     ap.add_argument("--handler", required=True, help="import path, e.g. examples.demo.app:Model")
     ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--functions", help="comma list: the only functions tasks may call")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args(argv)
@@ -194,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     die_with_parent(sig=signal.SIGKILL)
     sys.path.insert(0, os.getcwd())  # handlers are imported from the app's directory
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(serve(args.handler, args.concurrency, args.host, args.port))
+        functions = tuple(args.functions.split(",")) if args.functions else None
+        uvloop.run(serve(args.handler, args.concurrency, functions, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ class LocalProcessProvider:
             sys.executable, "-m", "regional.replica",
             "--handler", spec.app.handler,
             "--concurrency", str(spec.scaling.replica_concurrency),
+            *(("--functions", ",".join(spec.app.functions)) if spec.app.functions else ()),
             cwd=self.app_root, env=env, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         replica.process = proc

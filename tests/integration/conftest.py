@@ -31,11 +31,15 @@ REGION = "us-east-1"
 
 
 def worker_spec(
-    name: str = "worker", handler: str = "tests.apps.worker:Worker", **scaling: Any
+    name: str = "worker",
+    handler: str = "tests.apps.worker:Worker",
+    functions: list[str] | None = None,
+    **scaling: Any,
 ) -> AppSpec:
+    listed = {} if functions is None else {"functions": functions}
     return parse_spec(
         {
-            "app": {"name": name, "handler": handler},
+            "app": {"name": name, "handler": handler, **listed},
             "scaling": {"replica_concurrency": 4, "min_replicas": 1, **scaling},
             "placement": {"regions": [REGION], "spillover_after": 0.5},
         }
