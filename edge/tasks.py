@@ -29,6 +29,7 @@ from edge.keys import (
     WAITERS,
 )
 from edge.routing import Point, fallbacks, place
+from federation import deliveries
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from federation.blobs import BlobRef
@@ -41,7 +42,14 @@ from federation.errors import (
     Unavailable,
     Unreachable,
 )
-from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
+from federation.task import (
+    State,
+    TaskRecord,
+    TaskStatus,
+    WebhookDelivery,
+    new_task_id,
+    new_ulid,
+)
 from federation.waiters import until_finished
 
 log = logging.getLogger(__name__)
@@ -66,18 +74,23 @@ def task_headers(r: TaskRecord, status: TaskStatus | None = None) -> dict[str, s
     return h
 
 
-def status_response(r: TaskRecord, code: int = 200, **headers: str) -> web.Response:
-    status = TaskStatus.of(r, time.time())  # once: it is most of an async submit's CPU
+def status_response(
+    r: TaskRecord,
+    code: int = 200,
+    headers: dict[str, str] | None = None,
+    webhook: WebhookDelivery | None = None,
+) -> web.Response:
+    status = TaskStatus.of(r, time.time(), webhook)  # once: it is most of an async submit's CPU
     return web.Response(status=code, body=status.model_dump_json(),
                         content_type="application/json",
-                        headers={**task_headers(r, status), **headers})  # fmt: skip
+                        headers={**task_headers(r, status), **(headers or {})})  # fmt: skip
 
 
 async def outcome(request: web.Request, r: TaskRecord) -> web.StreamResponse:
     """A finished task's answer: its result, or its error; a running one's status with 202."""
     if not r.state.terminal:
         location = f"/v1/tasks/{r.id}"
-        return status_response(r, 202, Location=location, **{"Retry-After": "1"})
+        return status_response(r, 202, {"Location": location, "Retry-After": "1"})
     if r.state is State.SUCCEEDED:
         content_type = r.result_content_type or "application/octet-stream"
         headers = {**task_headers(r), "Content-Type": content_type}
@@ -180,7 +193,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
         elif ref is not None and stored.id != record.id:  # an idempotent retry: the first
             await store.delete(ref.name)  # task has its own body
         if asynchronous:
-            return status_response(stored, 202, Location=f"/v1/tasks/{stored.id}")
+            return status_response(stored, 202, {"Location": f"/v1/tasks/{stored.id}"})
         if stored.id != record.id:  # an idempotent retry: answer with the first task as it is
             return await outcome(request, await request.app[QUEUE].get(stored.id))
         assert updates is not None
@@ -252,7 +265,11 @@ async def task_of(request: web.Request) -> TaskRecord:
 
 
 async def status(request: web.Request) -> web.Response:
-    return status_response(await task_of(request))
+    record = await task_of(request)
+    webhook = None
+    if record.webhook is not None and record.state.terminal:  # how its delivery goes
+        webhook = await deliveries.delivery(request.app[QUEUE], record.id)
+    return status_response(record, webhook=webhook)
 
 
 async def result(request: web.Request) -> web.StreamResponse:
