@@ -78,7 +78,8 @@ class Harness:
             **{"autoscale": False, "blobs": {"dir": tempfile.mkdtemp(prefix="agent-blobs-")},
                "lease_ttl": 2, **config},
         )  # fmt: skip
-        agent = Agent(cfg, Clusters(self.etcd_config), LocalProcessProvider(REPO))
+        provider = LocalProcessProvider(REPO, replica_user=cfg.replica_user)
+        agent = Agent(cfg, Clusters(self.etcd_config), provider)
         self.agents.append((agent, asyncio.create_task(agent.run())))
         return agent
 
@@ -102,6 +103,8 @@ class Harness:
         for agent, running in self.agents:
             await cancel_and_wait([running])
             await agent.clusters.close()
+            assert isinstance(agent.provider, LocalProcessProvider)
+            agent.provider.close()
         await cancel_and_wait(self._bg)
         await self.clusters.close()
 
