@@ -7,12 +7,13 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from federation.appspec import NAME_PATTERN
 from regional.sandbox import closed
-from regional.users import replica_env, user_name
+from regional.users import Users, replica_env, user_name
 
 
 @given(st.from_regex(NAME_PATTERN.strip("^$"), fullmatch=True), st.text("abc-", min_size=1))
@@ -56,3 +57,18 @@ def test_only_directories_the_user_cannot_pass_are_exposed_with_what_leads_on() 
     # /home/me: others may not pass (0750, group 50); /home/me/code is the user's own.
     assert plan == {Path("/root"): {".pyenv"}, Path("/home/me"): {"code"}}
     assert closed(paths, lambda p: modes[str(p)], uid=42, gids={50}) == {Path("/root"): {".pyenv"}}
+
+
+async def test_an_agent_that_is_not_root_runs_replicas_as_itself_or_refuses() -> None:
+    users = Users("someone-else")
+    users.root = False  # as an agent run by a user
+    try:
+        with pytest.raises(PermissionError, match="cannot become another"):
+            await users.of("demo")
+        users.configured = None
+        user, directory = await users.of("demo")
+        assert user is None and stat.S_IMODE(directory.stat().st_mode) == 0o700
+        assert (await users.of("demo"))[1] == directory  # one per app
+    finally:
+        users.close()
+    assert not users.base.exists()
