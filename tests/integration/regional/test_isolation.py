@@ -123,6 +123,12 @@ async def test_a_handler_cannot_open_the_agents_etcd_key_nor_reach_etcd(node: No
     for path in (*(certs / k for k in ("agent.key", "root.key", "client-ca.key")), blob):
         tried = await node.call("read", {"path": str(path)})
         assert not tried["ok"] and tried["error"].startswith("PermissionError"), path
+    certs.chmod(0o700)  # as etcd-certs leaves it, and a GPU node's /etc/spillover/etcd
+    try:
+        tried = await node.call("read", {"path": str(certs / "agent.pem")})
+        assert not tried["ok"] and tried["error"].startswith("PermissionError")
+    finally:
+        certs.chmod(0o755)
     endpoint = node.secured.cluster.endpoints[0]
     asked = {"endpoint": endpoint, "ca": str(certs / "peer-ca.pem"), "key": f"{KEY_ROOT}/apps/"}
     tried = await node.call("etcd", asked)

@@ -60,6 +60,10 @@ run "replicas_cannot_reach_the_instance_metadata_service" {
     error_message = "the rule is in place before the agent starts, at every boot (no replica without it)"
   }
   assert {
+    condition     = strcontains(base64decode(aws_launch_template.gpu.user_data), "/etc/spillover/etcd/agent.key\n  # root's alone, certificates too: no replica opens anything of the agent's etcd identity\n  - chmod 0700 /etc/spillover/etcd")
+    error_message = "the GPU node's etcd certificates and key are root's alone, before the agent starts"
+  }
+  assert {
     condition     = aws_launch_template.gpu.metadata_options[0].http_protocol_ipv6 == "disabled"
     error_message = "the metadata service's IPv6 address is off: the firewall rule covers only IPv4"
   }
