@@ -126,9 +126,9 @@ class Chain:
         state: WebhookDelivery,
         lost: asyncio.Event,
     ) -> None:
-        self.sender, self.http, self.record, self.state, self.lost = (
-            sender, http, record, state, lost
-        )  # fmt: skip
+        self.sender, self.http, self.record = sender, http, record
+        self.state = state  # as recorded: a chain taken over goes on from its attempts
+        self.lost = lost  # the claimer's lease is gone, and the claim with it
         # The status as the task ended; its delivery is what this chain is doing.
         status = TaskStatus.of(record, time.time()).model_dump(mode="json", exclude={"webhook"})
         self.body = json.dumps({"task": status, "result": f"/v1/tasks/{record.id}/result"}).encode()
