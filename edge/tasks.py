@@ -29,11 +29,13 @@ from edge.keys import (
     WAITERS,
 )
 from edge.routing import fallbacks, place
+from federation import deliveries
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from federation.blobs import BlobRef
 from federation.errors import (
     BadRequest,
+    NotFound,
     QueueFull,
     SpilloverError,
     StorageFull,
@@ -41,7 +43,14 @@ from federation.errors import (
     Unreachable,
 )
 from federation.geo import Point
-from federation.task import State, TaskRecord, TaskStatus, new_task_id, new_ulid
+from federation.task import (
+    State,
+    TaskRecord,
+    TaskStatus,
+    WebhookDelivery,
+    new_task_id,
+    new_ulid,
+)
 from federation.waiters import until_finished
 
 log = logging.getLogger(__name__)
@@ -66,18 +75,23 @@ def task_headers(r: TaskRecord, status: TaskStatus | None = None) -> dict[str, s
     return h
 
 
-def status_response(r: TaskRecord, code: int = 200, **headers: str) -> web.Response:
-    status = TaskStatus.of(r, time.time())  # once: it is most of an async submit's CPU
+def status_response(
+    r: TaskRecord,
+    code: int = 200,
+    headers: dict[str, str] | None = None,
+    webhook: WebhookDelivery | None = None,
+) -> web.Response:
+    status = TaskStatus.of(r, time.time(), webhook)  # once: it is most of an async submit's CPU
     return web.Response(status=code, body=status.model_dump_json(),
                         content_type="application/json",
-                        headers={**task_headers(r, status), **headers})  # fmt: skip
+                        headers={**task_headers(r, status), **(headers or {})})  # fmt: skip
 
 
 async def outcome(request: web.Request, r: TaskRecord) -> web.StreamResponse:
     """A finished task's answer: its result, or its error; a running one's status with 202."""
     if not r.state.terminal:
         location = f"/v1/tasks/{r.id}"
-        return status_response(r, 202, Location=location, **{"Retry-After": "1"})
+        return status_response(r, 202, {"Location": location, "Retry-After": "1"})
     if r.state is State.SUCCEEDED:
         content_type = r.result_content_type or "application/octet-stream"
         headers = {**task_headers(r), "Content-Type": content_type}
@@ -102,6 +116,10 @@ async def submit(request: web.Request) -> web.StreamResponse:
     spec = view.apps.get(app_name) or await view.registry.get(app_name)
     if not _FUNCTION.fullmatch(function):
         raise BadRequest(f"function {function!r} is not a valid name")
+    listed = spec.app.functions
+    if listed is not None and function not in listed:  # refused before anything is stored
+        raise NotFound(f"app {app_name!r} has no function {function!r} "
+                       f"(its functions: {', '.join(listed)})")  # fmt: skip
     h = request.headers
     priority = headers.priority(h)
     wait = headers.seconds(h, "X-Spillover-Timeout", config.default_sync_timeout,
@@ -176,7 +194,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
         elif ref is not None and stored.id != record.id:  # an idempotent retry: the first
             await store.delete(ref.name)  # task has its own body
         if asynchronous:
-            return status_response(stored, 202, Location=f"/v1/tasks/{stored.id}")
+            return status_response(stored, 202, {"Location": f"/v1/tasks/{stored.id}"})
         if stored.id != record.id:  # an idempotent retry: answer with the first task as it is
             return await outcome(request, await request.app[QUEUE].get(stored.id))
         assert updates is not None
@@ -248,7 +266,11 @@ async def task_of(request: web.Request) -> TaskRecord:
 
 
 async def status(request: web.Request) -> web.Response:
-    return status_response(await task_of(request))
+    record = await task_of(request)
+    webhook = None
+    if record.webhook is not None and record.state.terminal:  # how its delivery goes
+        webhook = await deliveries.delivery(request.app[QUEUE], record.id)
+    return status_response(record, webhook=webhook)
 
 
 async def result(request: web.Request) -> web.StreamResponse:

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import re
 import secrets
 import sys
 import time
@@ -129,7 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("list", help="list keys (names and grants, never the keys)")
     revoke = sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
-    sub.add_parser("webhook-secret", help="print the secret webhooks are signed with")
+    hook = sub.add_parser("webhook-secret", help="print (or rotate) an app's webhook secret")
+    hook.add_argument("--app", required=True, help="the app whose deliveries it signs")
+    hook.add_argument("--rotate", action="store_true", help="a new secret; the old one signs "
+                      "too for --overlap seconds, so receivers can change over")  # fmt: skip
+    hook.add_argument("--overlap", type=float, default=webhooks.OVERLAP, metavar="S",
+                      help="after --rotate (default: a day, at most 30)")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         asyncio.run(_run(args))
@@ -163,9 +169,26 @@ async def _run(args: argparse.Namespace) -> None:
             await store.revoke(args.name)
             print(f"revoked {args.name}")
         else:
-            print((await webhooks.secret(clusters.control, clusters.root)).decode())
+            await _webhook_secret(clusters, args.app, args.rotate, args.overlap)
     finally:
         await clusters.close()
+
+
+async def _webhook_secret(clusters: Clusters, app: str, rotate: bool, overlap: float) -> None:
+    if not re.fullmatch(NAME_PATTERN, app):
+        raise InvalidConfig(f"--app {app!r}: must match {NAME_PATTERN}")
+    if rotate:
+        if not 0 <= overlap <= 30 * 86_400:
+            raise InvalidConfig(
+                f"--overlap {overlap:g}: must be from 0 to 2592000 seconds (30 days)"
+            )
+        now = time.time()
+        found = await webhooks.rotate(clusters.control, clusters.root, app, now, overlap)
+        if found.previous is not None and overlap > 0:
+            print(f"the previous secret signs too for {overlap:g} s more", file=sys.stderr)
+    else:
+        found = await webhooks.app_secrets(clusters.control, clusters.root, app)
+    print(found.current)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from federation import keys
 from federation.appspec import AppSpec
 from federation.errors import NotFound
-from federation.etcd import KV, Etcd, follow
+from federation.etcd import KV, Etcd, absent, follow, put
+from federation.webhooks import AppSecrets, new_secret
 
 
 class AppRegistry:
@@ -16,10 +17,16 @@ class AppRegistry:
         self.root = root
 
     async def put(self, spec: AppSpec) -> bool:
-        """Deploy or update; True when the app is new."""
-        key = keys.app(self.root, spec.name)
+        """Deploy or update; True when the app is new. The app's webhook secret comes with its
+        first deploy, in the same txn: with etcd RBAC on only the deployer (the admin) may write
+        secrets, and an update or a redeploy after a delete keeps the one receivers have."""
+        key, secret = keys.app(self.root, spec.name), keys.webhook_secrets(self.root, spec.name)
         existed = await self.etcd.get(key) is not None
-        await self.etcd.put(key, spec.model_dump_json().encode())
+        value = spec.model_dump_json().encode()
+        fresh = AppSecrets(new_secret()).encode()
+        await self.etcd.txn(
+            [absent(secret)], [put(key, value), put(secret, fresh)], [put(key, value)]
+        )
         return not existed
 
     async def get(self, name: str) -> AppSpec:

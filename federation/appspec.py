@@ -17,6 +17,9 @@ from pydantic import (
 from federation.errors import InvalidConfig
 
 NAME_PATTERN = r"^[a-z0-9-]{1,63}$"
+# A function a task may call: a method name; never private (``_x``), never ``load``.
+FUNCTION_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+FunctionName = Annotated[str, StringConstraints(pattern=FUNCTION_PATTERN)]
 
 
 class _Section(BaseModel):
@@ -27,6 +30,21 @@ class _Section(BaseModel):
 class AppSection(_Section):
     name: str = Field(pattern=NAME_PATTERN)
     handler: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    # The functions tasks may call. Without the list: the methods defined in the handler class
+    # itself (``regional/handler.py``). With it, the edge refuses any other name at once (404).
+    functions: tuple[FunctionName, ...] | None = Field(default=None, strict=False)
+
+    @model_validator(mode="after")
+    def _callable_names(self) -> AppSection:
+        if self.functions is None:
+            return self
+        if not self.functions:
+            raise ValueError("functions = []: name at least one function, or leave it out")
+        if "load" in self.functions:
+            raise ValueError("functions: 'load' is called once per replica, never by a task")
+        if len(set(self.functions)) != len(self.functions):
+            raise ValueError(f"functions = {list(self.functions)}: a name is listed twice")
+        return self
 
 
 class ScalingSection(_Section):
@@ -119,6 +137,7 @@ _RULES = {
     "bool_type": "must be true or false",
     "model_type": "must be a table",
     "tuple_type": "must be a list",
+    "value_error": "{error}",
 }
 
 

@@ -5,8 +5,9 @@ With ``--client-cert-auth`` and auth on, etcd takes the client certificate's CN 
 
 - ``edge`` may enqueue, read and cancel tasks (the partition keyspace and idempotency keys),
   publish its own heartbeat, and read apps, API key grants, region heartbeats and the blob secret;
-- ``agent`` may claim, settle and reap tasks, publish region heartbeats, elect its region's
-  autoscaler, and read apps and the webhook and blob secrets;
+- ``agent`` may claim, settle and reap tasks, deliver webhooks (one chain per webhook, claimed
+  in the partition keyspace), publish region heartbeats, elect its region's autoscaler, and read
+  apps, every app's webhook secrets and the blob secret;
 - ``root`` (etcd's own root user and role: the admin) may do everything, and is the only user
   that may write apps, API keys and the secrets, or defragment and disarm alarms (so the
   storage keeper is root's: ``spillover etcd-keeper``).
@@ -79,7 +80,7 @@ def roles(root: str) -> dict[str, tuple[Permission, ...]]:
             _under(keys.apps(root), "read"),  # what it runs
             _under(keys.regions(root), "readwrite"),  # its heartbeat, the others'
             _under(keys.leaders(root), "readwrite"),  # the region's autoscaler election
-            _only(keys.webhook_secret(root), "read"),  # signs webhooks
+            _under(keys.webhook_secrets_all(root), "read"),  # signs webhooks, any app's
             _only(keys.blob_secret(root), "read"),  # signs fs blob URLs
             _under(keys.partitions(root), "readwrite"),  # claim, settle, events, reaper
             _under(keys.idempotency_all(root), "write"),  # the sweep deletes finished ones
@@ -89,9 +90,10 @@ def roles(root: str) -> dict[str, tuple[Permission, ...]]:
 
 async def apply(etcd: Etcd, root: str) -> None:
     """Make the cluster's users, roles and permissions what ``roles`` says (a role's other
-    permissions and a user's other roles are revoked), create the secrets only root may
-    write, then turn auth on. Idempotent; ``etcd`` must speak with root's certificate once
-    auth is on (before, any client certificate may)."""
+    permissions and a user's other roles are revoked), create the blob secret only root may
+    write (an app's webhook secrets come with its deploy: ``apps.py``), then turn auth on.
+    Idempotent; ``etcd`` must speak with root's certificate once auth is on (before, any
+    client certificate may)."""
     wanted = roles(root)
     have = {r for r in (await etcd.auth("RoleList", rpc.AuthRoleListRequest())).roles}
     for role, perms in wanted.items():
@@ -109,8 +111,7 @@ async def apply(etcd: Etcd, root: str) -> None:
             await etcd.auth("UserRevokeRole", rpc.AuthUserRevokeRoleRequest(name=user, role=extra))
         if user not in granted:
             await etcd.auth("UserGrantRole", rpc.AuthUserGrantRoleRequest(user=user, role=user))
-    for secret in (keys.webhook_secret(root), keys.blob_secret(root)):
-        await get_or_create(etcd, secret, secrets.token_hex(32).encode())
+    await get_or_create(etcd, keys.blob_secret(root), secrets.token_hex(32).encode())
     await etcd.auth("AuthEnable", rpc.AuthEnableRequest())
 
 

@@ -7,7 +7,7 @@ Control keyspace (one cluster, low write rate)::
                                              have several agents: one per GPU node)
     {root}/edges/{edge}                      an edge's heartbeat, under its lease
     {root}/apikeys/{sha256(key)}             an API key's grant (the key itself is never stored)
-    {root}/webhook-secret                    the federation's webhook signing secret
+    {root}/webhook-secrets/{app}             the app's webhook signing secrets (current, previous)
     {root}/blob-secret                       the key that signs fs blob URLs
     {root}/leaders/{region}                  the agent that decides the region's scaling, leased
 
@@ -17,7 +17,10 @@ Partition keyspace (one per home region; each partition lives in the cluster its
     {root}/q/{p}/payload/{id}                the request body (written once, at enqueue)
     {root}/q/{p}/result/{id}                 the result body (written once, by the fenced complete)
     {root}/q/{p}/events/{id}                 progress and recent log lines, rewritten as they come
-    {root}/q/{p}/hooked/{id}                 the task's webhook was delivered (or gave up)
+    {root}/q/{p}/hooked/{id}                 how the task's webhook delivery goes: attempts, last
+                                             error, delivered or given up
+    {root}/q/{p}/hook-claims/{id}            the agent delivering the task's webhook, under its
+                                             lease: one delivery chain per webhook
     {root}/q/{p}/ready/{app}/{9-prio}/{enq_ns}/{id}
                                              queue entry while queued; the value is the record, so
                                              a claimer moves the task without reading it. Lexical
@@ -104,8 +107,12 @@ def leaders(root: str) -> bytes:
     return _b(f"{root}/leaders/")
 
 
-def webhook_secret(root: str) -> bytes:
-    return _b(f"{root}/webhook-secret")
+def webhook_secrets(root: str, app_name: str) -> bytes:
+    return _b(f"{root}/webhook-secrets/{app_name}")
+
+
+def webhook_secrets_all(root: str) -> bytes:
+    return _b(f"{root}/webhook-secrets/")
 
 
 def blob_secret(root: str) -> bytes:
@@ -146,6 +153,14 @@ def events(root: str, p: str, task_id: str) -> bytes:
 
 def hooked(root: str, p: str, task_id: str) -> bytes:
     return _b(f"{root}/q/{p}/hooked/{task_id}")
+
+
+def hook_claim(root: str, p: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/hook-claims/{task_id}")
+
+
+def hook_claims(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/hook-claims/")
 
 
 def ready(root: str, p: str, app_name: str, priority: int, enqueued_ns: int, task_id: str) -> bytes:

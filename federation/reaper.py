@@ -179,11 +179,12 @@ async def sweep_retention(
             delete(keys.result(root, partition, r.id)),
             delete(keys.events(root, partition, r.id)),
             delete(keys.hooked(root, partition, r.id)),
+            delete(keys.hook_claim(root, partition, r.id)),  # a chain still going stops
         ]
         if r.idempotency_key is not None:
             ops.append(delete(keys.idempotency(root, r.owner, r.idempotency_key)))
         subs.append(nested([], ops))
-    return await _run_batches(etcd, subs, per_sub=8)
+    return await _run_batches(etcd, subs, per_sub=9)
 
 
 async def _finished_before(

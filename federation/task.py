@@ -232,6 +232,26 @@ def expire(record: TaskRecord, *, now: float) -> TaskRecord:
     )
 
 
+class WebhookDelivery(BaseModel):
+    """How a task's webhook went: one delivery chain (``federation/deliveries.py``) records
+    each attempt, so a failing receiver is seen on the task's status, never dropped silently."""
+
+    model_config = ConfigDict(frozen=True)
+    delivered: bool = False
+    attempts: int = 0  # POSTs tried so far, across agents (one that took over goes on counting)
+    last_error: str | None = None  # why the latest failed attempt failed (kept once delivered)
+    gave_up: bool = False  # no more attempts: refused (a 4xx, a private address) or out of them
+
+    @field_validator("last_error")
+    @classmethod
+    def _bounded(cls, message: str | None) -> str | None:
+        return None if message is None else truncated(message, 1024)
+
+    @property
+    def final(self) -> bool:
+        return self.delivered or self.gave_up
+
+
 class TaskStatus(BaseModel):
     """The task status JSON of the HTTP API (spec: "Task status JSON")."""
 
@@ -250,9 +270,12 @@ class TaskStatus(BaseModel):
     queue_ms: float | None
     run_ms: float | None
     error: TaskError | None
+    webhook: WebhookDelivery | None  # None: the task has no webhook
 
     @classmethod
-    def of(cls, r: TaskRecord, now: float) -> TaskStatus:
+    def of(cls, r: TaskRecord, now: float, webhook: WebhookDelivery | None = None) -> TaskStatus:
+        """``webhook``: its delivery as recorded; a task with a webhook has none before it
+        finished."""
         queue_end = r.started_at if r.started_at is not None else (r.finished_at or now)
         run_ms = None
         if r.started_at is not None:
@@ -273,6 +296,7 @@ class TaskStatus(BaseModel):
             queue_ms=round((queue_end - r.created_at) * 1000, 1),
             run_ms=run_ms,
             error=r.error,
+            webhook=webhook or (WebhookDelivery() if r.webhook else None),
         )
 
 

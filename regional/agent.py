@@ -84,7 +84,7 @@ class Agent:
         shared = Shared(c.name, self.queue, self.claimer, self.provider, blobs,
                         c.blobs.inline_limit, self.metrics, outcomes, self.rules,
                         self.clock)  # fmt: skip
-        hooks = WebhookSender(self.queue, c.name, attempts=c.webhook_attempts,
+        hooks = WebhookSender(self.queue, c.name, self.claimer, attempts=c.webhook_attempts,
                               backoff=c.webhook_backoff,
                               private_targets=c.webhook_private_targets)  # fmt: skip
         sweep = run_sweeper(blobs, self.clusters, self._blob_partitions,

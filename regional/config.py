@@ -21,7 +21,10 @@ class RegionConfig(BaseModel):
     # Other regions whose partitions this agent follows, so it can take their tasks (spillover).
     peers: tuple[str, ...] = ()
     etcd: EtcdConfig = EtcdConfig()
-    app_root: Path = Path(".")  # where replicas import handlers from
+    app_root: Path = Path(".")  # where replicas import handlers from (readable by their users)
+    # Who runs replicas when the agent is root: None, each app's own user (spillover-<app>,
+    # created on first use); a name, that existing user for every app (docs/security.md).
+    replica_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     # The autoscaler sizes each app's pool within its spec's min/max; an app listed here is
     # pinned to that many replicas instead. With autoscale off, unpinned apps run
     # max(min_replicas, 1).

@@ -73,11 +73,37 @@ def load_handler(path: str) -> Any:
     return instance
 
 
-def function_of(instance: Any, name: str) -> Callable[..., Any]:
-    fn = getattr(instance, name, None) if not name.startswith("_") and name != "load" else None
-    if fn is None or not callable(fn):
-        raise UnknownFunction(f"the handler has no function {name!r}")
-    return fn  # type: ignore[no-any-return]
+def function_of(
+    instance: Any, name: str, listed: tuple[str, ...] | None = None
+) -> Callable[..., Any]:
+    """The method a task named. With the app's ``functions`` list, only those; without it, only
+    methods defined (``def``, ``async def``, decorated) in the handler class's own body: not
+    inherited ones (a base class's or ``object``'s), not attributes set on the instance (a
+    model ``load()`` keeps is callable too), never ``load`` or a ``_private`` one."""
+    cls = type(instance)
+    private = name.startswith("_") or name == "load"
+    if listed is not None:
+        if private or name not in listed:
+            raise UnknownFunction(f"the handler has no function {name!r} (the app's functions, "
+                                  f"listed in [app] functions: {', '.join(listed)})")  # fmt: skip
+        fn = getattr(instance, name, None)
+        if not callable(fn):
+            raise UnknownFunction(f"function {name!r} is listed in [app] functions, but "
+                                  f"{cls.__name__} has no such method")  # fmt: skip
+        return fn  # type: ignore[no-any-return]
+    if private or not inspect.isfunction(vars(cls).get(name)):
+        names = ", ".join(functions(cls)) or "none"
+        raise UnknownFunction(f"the handler has no function {name!r} (its functions, the "
+                              f"methods defined in {cls.__name__}: {names})")  # fmt: skip
+    return getattr(instance, name)  # type: ignore[no-any-return]
+
+
+def functions(cls: type) -> list[str]:
+    """The functions a handler class offers without a ``functions`` list."""
+    return [
+        n for n, v in vars(cls).items()
+        if inspect.isfunction(v) and not n.startswith("_") and n != "load"
+    ]  # fmt: skip
 
 
 async def call(fn: Callable[..., Any], body: Body, ctx: Context, pool: ThreadPoolExecutor) -> Any:

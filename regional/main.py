@@ -27,7 +27,7 @@ async def serve(config: RegionConfig) -> None:
     metrics = RegionMetrics(registry, config.name)
     if config.metrics_port is not None:
         start_http_server(config.metrics_port, "127.0.0.1", registry)
-    provider = LocalProcessProvider(config.app_root.resolve())
+    provider = LocalProcessProvider(config.app_root.resolve(), replica_user=config.replica_user)
     agent = Agent(config, clusters, provider, metrics=metrics)
     task = asyncio.create_task(agent.run())
     loop = asyncio.get_running_loop()
@@ -35,6 +35,7 @@ async def serve(config: RegionConfig) -> None:
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    provider.close()
     await clusters.close()
 
 

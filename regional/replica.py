@@ -2,9 +2,12 @@
 over gRPC. Sync handlers share one model copy from a thread pool sized to the concurrency; async
 handlers run on the loop.
 
-    python -m regional.replica --handler examples.demo.app:Model --concurrency 4
+    python -P -m regional.replica --handler examples.demo.app:Model --concurrency 4 \
+        --app-root . --socket /run/demo/r1.sock [--user spillover-demo]
 
-It prints ``READY <port>`` once ``load()`` has returned and the server listens.
+With ``--user`` (an agent running as root) it becomes that user first (``sandbox.py``); the app's
+directory is importable only then. It serves on the Unix socket and prints ``READY`` once
+``load()`` has returned and the server listens.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -37,14 +40,18 @@ from regional.handler import (
 from regional.rpc import GRPC_OPTIONS
 from regional.rpc import replica_pb2 as pb
 from regional.rpc import replica_pb2_grpc as pb_grpc
+from regional.sandbox import become
 from regional.streams import Body
 
 _IN_FLIGHT = 4  # result chunks queued for the agent per task (4 MiB)
 
 
 class ReplicaService(pb_grpc.ReplicaServicer):
-    def __init__(self, handler: Any, concurrency: int, replica_id: str) -> None:
+    def __init__(
+        self, handler: Any, concurrency: int, replica_id: str, functions: tuple[str, ...] | None
+    ) -> None:
         self.handler = handler
+        self.functions = functions  # the app's list, if it has one
         self.capacity = concurrency
         self.busy = 0
         self.replica_id = replica_id
@@ -82,7 +89,7 @@ class ReplicaService(pb_grpc.ReplicaServicer):
             # The agent never sends more than the free slots; this guards the hard limit.
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "replica_concurrency reached")
         try:
-            fn = function_of(self.handler, request.function)
+            fn = function_of(self.handler, request.function, self.functions)
         except UnknownFunction as e:
             yield pb.RunEvent(error=pb.Error(code="handler_error", message=str(e)))
             return
@@ -163,16 +170,20 @@ def _outcome(work: asyncio.Future[tuple[bytes, str]]) -> pb.RunEvent:
     return pb.RunEvent(result=pb.Result(body=body, content_type=content_type))
 
 
-async def serve(handler_path: str, concurrency: int, host: str, port: int) -> None:
+async def serve(
+    handler_path: str, concurrency: int, functions: tuple[str, ...] | None, socket: Path
+) -> None:
     # load() before the server listens: a replica that accepts work has its model.
     handler = await asyncio.to_thread(load_handler, handler_path)
     server = grpc.aio.server(options=GRPC_OPTIONS)
     pb_grpc.add_ReplicaServicer_to_server(  # type: ignore[no-untyped-call]
-        ReplicaService(handler, concurrency, f"{os.uname().nodename}-{os.getpid()}"), server
+        ReplicaService(handler, concurrency, f"{os.uname().nodename}-{os.getpid()}", functions),
+        server,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    server.add_insecure_port(f"unix:{socket}")
     await server.start()
-    print(f"READY {bound}", flush=True)
+    os.chmod(socket, 0o600)  # the agent (root) and the app's user only; its directory is 0700
+    print("READY", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -186,15 +197,21 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m regional.replica")
     ap.add_argument("--handler", required=True, help="import path, e.g. examples.demo.app:Model")
     ap.add_argument("--concurrency", type=int, default=1)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--functions", help="comma list: the only functions tasks may call")
+    ap.add_argument("--app-root", type=Path, required=True, help="where handlers are imported from")
+    ap.add_argument("--socket", type=Path, required=True, help="the Unix socket to serve on")
+    ap.add_argument("--user", help="the user to become (started as root)")
     args = ap.parse_args(argv)
     # A dead agent leaves no replica holding a model. SIGKILL, not a graceful stop: nobody can
     # take this replica's results any more, and its tasks are requeued and run again anyway.
-    die_with_parent(sig=signal.SIGKILL)
-    sys.path.insert(0, os.getcwd())  # handlers are imported from the app's directory
+    # Again once it is its user: a change of user clears the setting.
+    agent = os.getppid()
+    die_with_parent(agent, sig=signal.SIGKILL)
+    become(args.user, args.app_root)
+    die_with_parent(agent, sig=signal.SIGKILL)
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(serve(args.handler, args.concurrency, args.host, args.port))
+        functions = tuple(args.functions.split(",")) if args.functions else None
+        uvloop.run(serve(args.handler, args.concurrency, functions, args.socket))
 
 
 if __name__ == "__main__":

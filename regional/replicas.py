@@ -1,7 +1,8 @@
 """Replica processes and the provider interface that starts and stops them.
 
-The local-process provider (what ``spillover up`` and the tests use) runs each replica as a
-subprocess of the agent; other providers (a cloud autoscaling group) implement the same two
+The local-process provider (what ``spillover up``, the Terraform GPU nodes and the tests use)
+runs each replica as a subprocess of the agent, isolated from it (``users.py``, ``sandbox.py``);
+other providers (a cloud autoscaling group) implement the same two
 methods."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import grpc
 from federation.appspec import AppSpec
 from regional.rpc import GRPC_OPTIONS
 from regional.rpc import replica_pb2_grpc as pb_grpc
+from regional.users import Users, replica_env, socket_path
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -33,6 +35,7 @@ class Replica:
     id: str
     capacity: int
     process: asyncio.subprocess.Process | None = None
+    address: Path | None = None  # the Unix socket it serves on (local processes)
     channel: grpc.aio.Channel | None = None
     stub: pb_grpc.ReplicaStub | None = None
     busy: int = 0
@@ -58,44 +61,63 @@ class Provider(Protocol):
 
 
 class LocalProcessProvider:
-    """Replicas as subprocesses: ``python -m regional.replica`` in ``app_root``."""
+    """Replicas as subprocesses: ``python -m regional.replica`` importing from ``app_root``,
+    each app's as its own user when the agent is root, on Unix sockets (``users.py``)."""
 
-    def __init__(self, app_root: Path, start_timeout: float = 120.0) -> None:
+    def __init__(
+        self, app_root: Path, start_timeout: float = 120.0, replica_user: str | None = None
+    ) -> None:
         self.app_root = app_root
         self.start_timeout = start_timeout
+        self.users = Users(replica_user)
+
+    def close(self) -> None:
+        """Remove the replicas' directories (at exit anyway)."""
+        self.users.close()
 
     async def start(self, spec: AppSpec, region: str) -> Replica:
-        replica = Replica(
-            f"{region}-{spec.name}-{os.getpid()}-{next(_ids)}", spec.scaling.replica_concurrency
-        )
-        env = {**os.environ, "SPILLOVER_REGION": region, "SPILLOVER_REPLICA": replica.id}
+        n = next(_ids)
+        concurrency = spec.scaling.replica_concurrency
+        replica = Replica(f"{region}-{spec.name}-{os.getpid()}-{n}", concurrency)
+        user, directory = await self.users.of(spec.name)
+        replica.address = socket_path(directory, n)
+        # A replica of its own user has no home: it gets its directory (caches, config).
+        home = {} if user is None else {"HOME": str(directory)}
+        env = {**replica_env(os.environ, region=region, replica=replica.id), **home}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "regional.replica",
+            sys.executable, "-P", "-m", "regional.replica",
             "--handler", spec.app.handler,
             "--concurrency", str(spec.scaling.replica_concurrency),
-            cwd=self.app_root, env=env, stdout=asyncio.subprocess.PIPE,
+            *(("--functions", ",".join(spec.app.functions)) if spec.app.functions else ()),
+            "--app-root", str(self.app_root), "--socket", str(replica.address),
+            *(("--user", user.name) if user is not None else ()),
+            cwd=directory, env=env, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         replica.process = proc
         replica.watcher = asyncio.get_running_loop().create_task(self._reap(replica))
         try:
             assert proc.stdout is not None
             async with asyncio.timeout(self.start_timeout):
-                line = (await proc.stdout.readline()).decode().split()
-            if len(line) != 2 or line[0] != "READY":
+                line = (await proc.stdout.readline()).decode().strip()
+            if line != "READY":
                 raise RuntimeError(f"replica {replica.id} exited before it was ready")
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             raise
-        replica.channel = grpc.aio.insecure_channel(f"127.0.0.1:{line[1]}", options=GRPC_OPTIONS)
+        target = f"unix:{replica.address}"
+        replica.channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
         replica.stub = pb_grpc.ReplicaStub(replica.channel)  # type: ignore[no-untyped-call]
-        log.info("replica %s ready on port %s (pid %d)", replica.id, line[1], proc.pid)
+        who = user.name if user is not None else "the agent's user"
+        log.info("replica %s ready on %s as %s (pid %d)", replica.id, target, who, proc.pid)
         return replica
 
     async def _reap(self, replica: Replica) -> None:
         assert replica.process is not None
         code = await replica.process.wait()
         replica.exited.set()
+        if replica.address is not None:
+            replica.address.unlink(missing_ok=True)
         if replica.channel is not None:
             await replica.channel.close()
         log.info("replica %s exited with %s", replica.id, code)

@@ -63,8 +63,10 @@ Flow = Generator[Call, Reply, T]
 @dataclass(frozen=True)
 class Status:
     """A task's status (the API's task status JSON). ``state`` is one of queued, running,
-    succeeded, failed, cancelled, expired; ``error`` is ``{"code", "message"}`` where set.
-    Fields the client does not know yet are ignored, so a newer edge never breaks it."""
+    succeeded, failed, cancelled, expired; ``error`` is ``{"code", "message"}`` where set;
+    ``webhook``, for a task submitted with one, how its delivery goes (``{"delivered",
+    "attempts", "last_error", "gave_up"}``). Fields the client does not know yet are ignored,
+    so a newer edge never breaks it."""
 
     id: str
     app: str
@@ -81,6 +83,7 @@ class Status:
     queue_ms: float | None = None
     run_ms: float | None = None
     error: dict[str, str] | None = None
+    webhook: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:

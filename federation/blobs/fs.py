@@ -40,7 +40,9 @@ class FsStore:
     ) -> None:
         """``base_url``: how other nodes reach this node's blob route (``http://host:port``)."""
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # Only this node's process reads its blobs (others fetch them over the signed route):
+        # bodies and results are tenants' data, and a replica runs as another user.
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.base_url = base_url.rstrip("/")
         self.secret = secret
         self.http = http
@@ -55,7 +57,7 @@ class FsStore:
         final = self.path(name)
         tmp = self.dir / f".tmp-{name}-{secrets.token_hex(4)}"
         h, written = hashlib.sha256(), 0
-        f = await asyncio.to_thread(open, tmp, "wb")
+        f = await asyncio.to_thread(_create, tmp)
         try:
             try:
                 async for chunk in rechunk(chunks):
@@ -129,6 +131,11 @@ class FsStore:
                 content_type="application/json",
             )
         return web.FileResponse(path, chunk_size=CHUNK)
+
+
+def _create(path: Path) -> BinaryIO:
+    """A new file only its owner may read (0600, whatever the umask)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
 def _sync_close(f: BinaryIO) -> None:

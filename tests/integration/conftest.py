@@ -9,6 +9,8 @@ from typing import Any
 
 import boto3
 import pytest
+import tomli_w
+from aiohttp import web
 
 from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
@@ -31,15 +33,29 @@ REGION = "us-east-1"
 
 
 def worker_spec(
-    name: str = "worker", handler: str = "tests.apps.worker:Worker", **scaling: Any
+    name: str = "worker",
+    handler: str = "tests.apps.worker:Worker",
+    functions: list[str] | None = None,
+    **scaling: Any,
 ) -> AppSpec:
+    listed = {} if functions is None else {"functions": functions}
     return parse_spec(
         {
-            "app": {"name": name, "handler": handler},
+            "app": {"name": name, "handler": handler, **listed},
             "scaling": {"replica_concurrency": 4, "min_replicas": 1, **scaling},
             "placement": {"regions": [REGION], "spillover_after": 0.5},
         }
     )
+
+
+def region_toml(harness: Harness, path: Path, **settings: Any) -> Path:
+    """A ``region.toml`` for an agent of its own process (``spillover region``) beside the
+    harness: its etcd and key root, and ``settings``."""
+    etcd = {"endpoints": list(harness.etcd_config.endpoints), "root": harness.etcd_config.root}
+    config = {"name": REGION, "lat": 39.0, "lon": -77.5, "app_root": str(REPO), "lease_ttl": 2,
+              "etcd": etcd, **settings}  # fmt: skip
+    path.write_text(tomli_w.dumps(config))
+    return path
 
 
 class Harness:
@@ -62,7 +78,8 @@ class Harness:
             **{"autoscale": False, "blobs": {"dir": tempfile.mkdtemp(prefix="agent-blobs-")},
                "lease_ttl": 2, **config},
         )  # fmt: skip
-        agent = Agent(cfg, Clusters(self.etcd_config), LocalProcessProvider(REPO))
+        provider = LocalProcessProvider(REPO, replica_user=cfg.replica_user)
+        agent = Agent(cfg, Clusters(self.etcd_config), provider)
         self.agents.append((agent, asyncio.create_task(agent.run())))
         return agent
 
@@ -86,6 +103,8 @@ class Harness:
         for agent, running in self.agents:
             await cancel_and_wait([running])
             await agent.clusters.close()
+            assert isinstance(agent.provider, LocalProcessProvider)
+            agent.provider.close()
         await cancel_and_wait(self._bg)
         await self.clusters.close()
 
@@ -95,6 +114,33 @@ async def harness(etcd1: LocalEtcd, root: str) -> AsyncIterator[Harness]:
     h = Harness(etcd1, root)
     yield h
     await h.close()
+
+
+class Receiver:
+    """Answers the statuses in ``script`` in turn, then 200; records what it got."""
+
+    def __init__(self, *script: int) -> None:
+        self.script = list(script)
+        self.got: list[tuple[int, bytes, dict[str, str]]] = []  # (status answered, body, headers)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        status = self.script.pop(0) if self.script else 200
+        self.got.append((status, await request.read(), dict(request.headers)))
+        return web.Response(status=status)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    """A webhook receiver on a real socket, and its URL."""
+    r = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", r.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield r, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    await runner.cleanup()
 
 
 @pytest.fixture(scope="session")

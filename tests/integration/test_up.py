@@ -213,7 +213,12 @@ def test_up_serves_spills_over_without_breaking_pins_and_stops_clean(up: Up) -> 
     assert refused.returncode != 0 and "give a rate too" in refused.stderr
     assert cli("keys", "revoke", "ci", env=etcd).returncode == 0
     assert cli("keys", "list", env=etcd).stdout == ""
-    assert len(cli("keys", "webhook-secret", env=etcd).stdout.strip()) == 64
+    first = cli("keys", "webhook-secret", "--app", "worker", env=etcd).stdout.strip()
+    assert len(first) == 64  # the app's, created with its deploy
+    rotated = cli("keys", "webhook-secret", "--app", "worker", "--rotate", env=etcd)
+    assert len(rotated.stdout.strip()) == 64 and rotated.stdout.strip() != first
+    assert "the previous secret signs too for 86400 s more" in rotated.stderr
+    assert cli("keys", "webhook-secret", "--app", "worker", env=etcd).stdout == rotated.stdout
 
     up.proc.send_signal(signal.SIGINT)
     assert up.proc.wait(timeout=60) == 0

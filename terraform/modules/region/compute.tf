@@ -12,6 +12,9 @@ locals {
     http_tokens                 = "required" # IMDSv2 only
     http_endpoint               = "enabled"
     http_put_response_hop_limit = 1
+    # Off: replicas are kept from the metadata service by a firewall rule on its IPv4 address
+    # (templates/gpu.yaml.tftpl).
+    http_protocol_ipv6 = "disabled"
   }
 }
 
@@ -64,6 +67,7 @@ resource "aws_launch_template" "edge" {
     http_tokens                 = local.metadata_options.http_tokens
     http_endpoint               = local.metadata_options.http_endpoint
     http_put_response_hop_limit = local.metadata_options.http_put_response_hop_limit
+    http_protocol_ipv6          = local.metadata_options.http_protocol_ipv6
   }
 
   user_data = base64encode(templatefile("${path.module}/templates/edge.yaml.tftpl", {
@@ -121,6 +125,7 @@ resource "aws_launch_template" "gpu" {
     http_tokens                 = local.metadata_options.http_tokens
     http_endpoint               = local.metadata_options.http_endpoint
     http_put_response_hop_limit = local.metadata_options.http_put_response_hop_limit
+    http_protocol_ipv6          = local.metadata_options.http_protocol_ipv6
   }
 
   user_data = base64encode(templatefile("${path.module}/templates/gpu.yaml.tftpl", {

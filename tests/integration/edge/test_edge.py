@@ -147,6 +147,24 @@ async def test_bad_requests_get_json_errors_naming_what_was_wrong(
     assert status == code and words in body["error"]["message"]
 
 
+async def test_a_function_the_apps_list_does_not_name_is_a_404_and_stores_nothing(
+    harness: Harness,
+) -> None:
+    await harness.apps.put(worker_spec(functions=["echo"]))
+    e = await start_edge(harness.etcd_config)  # no agent: the edge alone refuses it
+    try:
+        status, body, _ = await e.call("POST", "/v1/apps/worker/boom?async=true", data=b"x")
+        assert status == 404 and body["error"]["code"] == "not_found"
+        message = "app 'worker' has no function 'boom' (its functions: echo)"
+        assert body["error"]["message"] == message
+        stored = f"{harness.etcd_config.root}/q/".encode()
+        assert await harness.queue.etcd(REGION).count(stored) == 0
+        assert (await e.call("POST", "/v1/apps/worker/echo?async=true", data=b"x"))[0] == 202
+    finally:
+        await e.http.close()
+        await e.runner.cleanup()
+
+
 async def test_unknown_tasks_and_routes_are_json_404s(edge: Edge) -> None:
     for path in (
         "/v1/tasks/not-an-id",

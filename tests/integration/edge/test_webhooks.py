@@ -1,5 +1,6 @@
-"""Webhooks end to end: an edge takes the URL, the home region's agent POSTs the final status to
-a real receiver over a socket, signed, retried after a 5xx, once per task."""
+"""Webhooks end to end: an edge takes the URL, an agent of the home region POSTs the final status
+to a real receiver over a socket, signed with the app's secret, retried after a 5xx, once per
+task; how it went is on the task's status."""
 
 from __future__ import annotations
 
@@ -7,43 +8,17 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from aiohttp import web
 
-from federation import keys
-from federation.webhooks import HEADER, secret, verify
-from tests.integration.conftest import Harness, worker_spec
+from federation import deliveries
+from federation.webhooks import HEADER, app_secrets, verify
+from tests.integration.conftest import Harness, Receiver, worker_spec
 from tests.integration.edge.test_edge import Edge, start_edge
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow
-
-
-class Receiver:
-    """Answers the statuses in ``script`` in turn, then 200; records what it got."""
-
-    def __init__(self, *script: int) -> None:
-        self.script = list(script)
-        self.got: list[tuple[int, bytes, dict[str, str]]] = []  # (status answered, body, headers)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        status = self.script.pop(0) if self.script else 200
-        self.got.append((status, await request.read(), dict(request.headers)))
-        return web.Response(status=status)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    r = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", r.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield r, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    await runner.cleanup()
 
 
 @pytest.fixture
@@ -72,18 +47,27 @@ async def test_a_signed_webhook_is_retried_after_a_5xx_and_delivered_once(
     await until(lambda: len(r.got) == 2, timeout=10)
     assert [s for s, _, _ in r.got] == [503, 200]
     _, body, got_headers = r.got[-1]
-    key = await secret(harness.clusters.control, harness.clusters.root)
-    assert verify(key, body, got_headers[HEADER], now=time.time())
+    found = await app_secrets(harness.clusters.control, harness.clusters.root, "worker")
+    assert verify([found.current.encode()], body, got_headers[HEADER], now=time.time())
+    assert not verify([b"another app's secret"], body, got_headers[HEADER], now=time.time())
     sent = json.loads(body)
     assert sent["task"]["id"] == task_id and sent["task"]["state"] == "succeeded"
     assert sent["result"] == f"/v1/tasks/{task_id}/result"
-    marker = keys.hooked(harness.clusters.root, "us-east-1", task_id)
 
-    async def marked() -> bool:
-        return await harness.clusters.control.get(marker) is not None
+    async def webhook() -> Any:
+        return (await edge.call("GET", f"/v1/tasks/{task_id}"))[1]["webhook"]
 
-    await until(marked, timeout=5)
+    await until(lambda: _delivered(webhook), timeout=5)
+    assert await webhook() == {
+        "delivered": True, "attempts": 2, "last_error": "503 Service Unavailable",
+        "gave_up": False,
+    }  # fmt: skip
+    await asyncio.sleep(0.3)
     assert len(r.got) == 2  # not sent again
+
+
+async def _delivered(webhook: Any) -> bool:
+    return bool((await webhook())["delivered"])
 
 
 async def test_a_cancelled_task_notifies_too_and_a_4xx_is_not_retried(
@@ -102,6 +86,32 @@ async def test_a_cancelled_task_notifies_too_and_a_4xx_is_not_retried(
     assert len(r.got) == 1
 
 
+async def test_a_failing_receiver_shows_on_the_tasks_status_never_silently(
+    edge: Edge, receiver: tuple[Receiver, str]
+) -> None:
+    r, url = receiver
+    r.script = [500] * 10
+    status, info, _ = await edge.call("POST", "/v1/apps/worker/echo?async=true", data=b"x",
+                                      headers={"X-Spillover-Webhook": url})  # fmt: skip
+    assert status == 202
+    assert info["webhook"] == {"delivered": False, "attempts": 0, "last_error": None,
+                               "gave_up": False}  # fmt: skip
+
+    async def webhook() -> Any:
+        return (await edge.call("GET", f"/v1/tasks/{info['id']}"))[1]["webhook"]
+
+    await until(lambda: _gave_up(webhook), timeout=10)
+    assert await webhook() == {"delivered": False, "attempts": 3, "gave_up": True,
+                               "last_error": "500 Internal Server Error"}  # fmt: skip
+    assert len(r.got) == 3  # webhook_attempts
+    plain = (await edge.call("POST", "/v1/apps/worker/echo?async=true", data=b"x"))[1]
+    assert plain["webhook"] is None  # a task without one
+
+
+async def _gave_up(webhook: Any) -> bool:
+    return bool((await webhook())["gave_up"])
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "169.254.169.254"])
 async def test_webhooks_to_private_addresses_are_refused_without_a_try(
     harness: Harness, receiver: tuple[Receiver, str], host: str
@@ -112,14 +122,14 @@ async def test_webhooks_to_private_addresses_are_refused_without_a_try(
     await harness.ready(agent, "worker", 1)
     target = url.replace("127.0.0.1", host)
     record = await harness.submit("worker", "echo", b"x", webhook=target)
-    marker = keys.hooked(harness.clusters.root, "us-east-1", record.id)
 
-    async def marked() -> bytes | None:
-        kv = await harness.clusters.control.get(marker)
-        return kv.value if kv else None
+    async def ended() -> bool:
+        return (await deliveries.delivery(harness.queue, record.id)).final
 
-    await until(marked, timeout=10)
-    assert b"gave up: PrivateTarget" in (await marked() or b"")
+    await until(ended, timeout=10)
+    state = await deliveries.delivery(harness.queue, record.id)
+    assert state.gave_up and not state.delivered and state.attempts == 1  # never retried
+    assert state.last_error is not None and state.last_error.startswith("PrivateTarget: ")
     assert r.got == []
 
 

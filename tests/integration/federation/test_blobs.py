@@ -84,6 +84,17 @@ async def test_a_blob_reads_back_whole_with_its_size_and_sha256(store: BlobStore
     assert ref.name not in {name for name, _ in await store.listing()}
 
 
+async def test_fs_blobs_are_readable_by_their_owner_only(fs: FsStore) -> None:
+    """Tenants' bodies and results: no other user of the node (a replica's) may read them."""
+    old = os.umask(0)  # even under a permissive umask
+    try:
+        ref = await fs.write(payload_name(new_ulid()), chunks(b"secret"), None)
+    finally:
+        os.umask(old)
+    assert fs.path(ref.name).stat().st_mode & 0o777 == 0o600
+    assert fs.dir.stat().st_mode & 0o777 == 0o700
+
+
 async def test_an_upload_that_breaks_or_misses_its_length_leaves_nothing(store: BlobStore) -> None:
     data = os.urandom(10 * MiB)
     with pytest.raises(ConnectionResetError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from federation.reaper import sweep_retention
 from federation.session import Session
 from federation.storage import StorageGuard, StorageKeeper
 from federation.topology import Clusters, EtcdConfig
+from federation.webhooks import app_secrets, rotate
 from regional.agent import Agent
 from regional.config import RegionConfig
 from regional.replicas import LocalProcessProvider
@@ -295,7 +297,7 @@ async def test_no_edge_or_agent_writes_apps_api_keys_or_secrets(
             await AppRegistry(etcd, KEY_ROOT).put(worker_spec("mine"))
         with pytest.raises(PermissionDenied):  # an admin key of its own: escalation
             await ApiKeys(etcd, KEY_ROOT).create(Grant(name="mine", admin=True))
-        for key in (keys.webhook_secret(KEY_ROOT), keys.blob_secret(KEY_ROOT),
+        for key in (keys.webhook_secrets(KEY_ROOT, "worker"), keys.blob_secret(KEY_ROOT),
                     keys.storage_leader(KEY_ROOT), keys.app(KEY_ROOT, "x")):  # fmt: skip
             with pytest.raises(PermissionDenied):
                 await etcd.put(key, b"mine")
@@ -317,13 +319,36 @@ async def test_an_edge_reads_no_webhook_secret_and_an_agent_no_api_keys(secured:
     edge, agent = secured.etcd(EDGE), secured.etcd(AGENT)
     try:
         with pytest.raises(PermissionDenied):
-            await edge.get(keys.webhook_secret(KEY_ROOT))
+            await edge.get(keys.webhook_secrets(KEY_ROOT, "worker"))
         with pytest.raises(PermissionDenied):
             await agent.range(keys.apikeys(KEY_ROOT), keys.prefix_end(keys.apikeys(KEY_ROOT)))
         with pytest.raises(PermissionDenied):  # enqueueing is the edges'
             await agent.put(keys.quota_probe(KEY_ROOT), b"")
     finally:
         await edge.close()
+        await agent.close()
+
+
+async def test_an_apps_webhook_secret_comes_with_its_deploy_and_only_the_admin_rotates_it(
+    secured: Secured,
+) -> None:
+    admin, agent = secured.etcd(ROOT), secured.etcd(AGENT)
+    registry = AppRegistry(admin, KEY_ROOT)
+    try:
+        await registry.put(worker_spec("signed"))
+        first = await app_secrets(agent, KEY_ROOT, "signed")  # agents read it
+        await registry.put(worker_spec("signed", max_replicas=2))
+        assert await app_secrets(agent, KEY_ROOT, "signed") == first  # an update keeps it
+        with pytest.raises(PermissionDenied):
+            await rotate(agent, KEY_ROOT, "signed", time.time(), 60)
+        with pytest.raises(PermissionDenied):  # nor create one
+            await app_secrets(agent, KEY_ROOT, "never-deployed")
+        rotated = await rotate(admin, KEY_ROOT, "signed", time.time(), 60)
+        assert rotated.previous == first.current != rotated.current
+        assert await app_secrets(agent, KEY_ROOT, "signed") == rotated
+    finally:
+        await registry.delete("signed")
+        await admin.close()
         await agent.close()
 
 
@@ -441,7 +466,7 @@ async def test_an_edge_cannot_turn_auth_off_even_while_out_of_space(own: Secured
         with pytest.raises(PermissionDenied):
             await edge.auth("AuthDisable", rpc.AuthDisableRequest())
         with pytest.raises(PermissionDenied):
-            await edge.get(keys.webhook_secret(KEY_ROOT))
+            await edge.get(keys.webhook_secrets(KEY_ROOT, "worker"))
     finally:
         await edge.close()
         await admin.close()

@@ -201,6 +201,22 @@ async def test_handler_errors_and_max_runtime_fail_the_task_not_the_replica(
     assert agent.runners["worker"].pool.replicas[0].process.returncode is None  # type: ignore[union-attr]
 
 
+async def test_with_a_functions_list_the_replica_calls_only_those(harness: Harness) -> None:
+    """A task that reached the queue anyway (the edge refuses it first) fails, naming them."""
+    await harness.apps.put(worker_spec(functions=["echo", "sleep"]))
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    echoed = await harness.result(await harness.submit("worker", "echo", b"hi"))
+    assert echoed.state is State.SUCCEEDED
+    boom = await harness.result(await harness.submit("worker", "boom", b"x"))
+    assert boom.state is State.FAILED and boom.error is not None
+    assert boom.error.code == "handler_error"
+    assert boom.error.message == (
+        "the handler has no function 'boom' (the app's functions, listed in [app] functions: "
+        "echo, sleep)"
+    )
+
+
 async def is_running(harness: Harness, task_id: str) -> bool:
     return (await harness.queue.get(task_id)).state is State.RUNNING
 

@@ -11,20 +11,10 @@ from pathlib import Path
 import pytest
 
 from federation.task import State
-from tests.integration.conftest import REPO, Harness, worker_spec
+from tests.integration.conftest import Harness, region_toml, worker_spec
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow
-
-
-def region_toml(harness: Harness, path: Path) -> Path:
-    etcd = harness.etcd_config
-    endpoints = ", ".join(f'"{e}"' for e in etcd.endpoints)
-    path.write_text(
-        f'name = "us-east-1"\nlat = 39.0\nlon = -77.5\napp_root = "{REPO}"\nlease_ttl = 2\n'
-        f'[etcd]\nendpoints = [{endpoints}]\nroot = "{etcd.root}"\n'
-    )
-    return path
 
 
 def children(pid: int) -> list[int]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import stat
+from pathlib import Path
 
 import grpc
 import pytest
@@ -65,3 +69,34 @@ async def test_a_result_larger_than_a_grpc_message_comes_back_in_chunks() -> Non
         assert events[-1].result.content_type == "application/octet-stream"
     finally:
         await provider.stop(replica)
+
+
+def _uid(pid: int) -> int:
+    """The process's real uid (its /proc entry's owner may be root's: not dumpable)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+async def test_a_replica_serves_on_a_unix_socket_only_its_user_and_the_agent_reach(
+    isolated: bool,
+) -> None:
+    """As root with ``replica_user``, and as an agent that is not root (its own user: here,
+    root, taking the non-root path)."""
+    if isolated and os.geteuid() != 0:
+        pytest.skip("changing user needs a root agent")
+    provider = LocalProcessProvider(REPO, replica_user="nobody" if isolated else None)
+    provider.users.root = isolated
+    replica = await provider.start(worker_spec(replica_concurrency=1), REGION)
+    assert replica.stub is not None and replica.address is not None and replica.process
+    try:
+        assert (await replica.stub.Run(run("echo", b"hi")).read()).result.body == b"hi"
+        owner = pwd.getpwnam("nobody").pw_uid if isolated else os.geteuid()
+        assert _uid(replica.process.pid) == owner
+        for path, mode in ((replica.address, 0o600), (replica.address.parent, 0o700)):
+            st = path.stat()
+            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (owner, mode)
+    finally:
+        await provider.stop(replica)
+        provider.close()
+    assert not replica.address.exists()

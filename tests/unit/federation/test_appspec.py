@@ -42,6 +42,13 @@ def test_the_spec_example_parses() -> None:
 def test_defaults_fill_missing_sections() -> None:
     spec = parse_spec({"app": {"name": "demo", "handler": "examples.demo.app:Model"}})
     assert spec.scaling.scaling_target == 70 and spec.placement.spillover_after == 0.5
+    assert spec.app.functions is None  # the handler class's own methods
+
+
+def test_functions_list_the_callable_names() -> None:
+    spec = parse_toml('[app]\nname = "demo"\nhandler = "m:C"\nfunctions = ["predict", "embed"]')
+    assert spec.app.functions == ("predict", "embed")
+    assert parse_spec(spec.model_dump(mode="json")) == spec  # as stored in etcd
 
 
 @pytest.mark.parametrize(
@@ -60,6 +67,11 @@ def test_defaults_fill_missing_sections() -> None:
         ("[queue]\nmax_depth = 0", "queue.max_depth = 0: must be ≥ 1"),
         ("[queue]\nresult_retention = 5", "queue.result_retention = 5: must be ≥ 60"),
         ("[queue]\nmax_depth = '9'", "queue.max_depth = '9': must be an integer"),
+        ("functions = []", "app: functions = []: name at least one function"),
+        ("functions = ['load']", "app: functions: 'load' is called once per replica"),
+        ("functions = ['a', 'a']", "app: functions = ['a', 'a']: a name is listed twice"),
+        ("functions = ['_x']", "app.functions.0 = '_x': must match"),
+        ("functions = 'predict'", "app.functions = 'predict': must be a list"),
     ],
 )
 def test_bad_values_name_key_value_and_rule(patch: str, expected: str) -> None:

@@ -39,7 +39,7 @@ def under(prefix: bytes) -> tuple[bytes, bytes]:
 ADMIN_ONLY = {
     "apps": under(keys.apps(ROOT)),  # which code GPU nodes run
     "api keys": under(keys.apikeys(ROOT)),  # minting an admin key
-    "webhook secret": one(keys.webhook_secret(ROOT)),
+    "webhook secrets": under(keys.webhook_secrets_all(ROOT)),
     "blob secret": one(keys.blob_secret(ROOT)),
     "storage keeper": one(keys.storage_leader(ROOT)),
 }
@@ -52,10 +52,9 @@ def test_no_edge_or_agent_writes_what_only_the_admin_may(role: str, what: str) -
 
 
 def test_each_kind_reads_only_the_secret_it_uses() -> None:
-    assert not reads(EDGE, *one(keys.webhook_secret(ROOT)))  # agents sign webhooks
-    assert reads(AGENT, *one(keys.webhook_secret(ROOT))) and reads(
-        EDGE, *one(keys.blob_secret(ROOT))
-    )
+    assert not reads(EDGE, *under(keys.webhook_secrets_all(ROOT)))  # agents sign webhooks
+    assert reads(AGENT, *one(keys.webhook_secrets(ROOT, "any-app")))  # whichever app's
+    assert reads(EDGE, *one(keys.blob_secret(ROOT)))
     assert not reads(AGENT, *under(keys.apikeys(ROOT)))  # agents never see API keys
     assert not writes(AGENT, *one(keys.quota_probe(ROOT)))  # enqueueing is the edges'
     assert not writes(EDGE, *under(keys.regions(ROOT))) and not writes(

@@ -2,7 +2,7 @@ import pytest
 
 from federation import task as sm
 from federation.errors import Conflict
-from federation.task import State, TaskError, TaskStatus, truncated
+from federation.task import State, TaskError, TaskStatus, WebhookDelivery, truncated
 from tests.factories import task
 
 T0 = 1_700_000_000.0
@@ -84,3 +84,13 @@ def test_an_error_message_is_stored_in_at_most_4_kib_with_a_marker(text: str) ->
 def test_a_short_error_message_is_kept_whole() -> None:
     assert truncated("ValueError: bad input") == "ValueError: bad input"
     assert truncated("x" * 4096) == "x" * 4096
+
+
+def test_the_status_shows_a_webhooks_delivery_and_none_without_one() -> None:
+    plain = task(now=T0)
+    assert TaskStatus.of(plain, now=T0).webhook is None
+    hooked = task(now=T0, webhook="https://example.com/h")
+    assert TaskStatus.of(hooked, now=T0).webhook == WebhookDelivery()  # nothing tried yet
+    went = WebhookDelivery(attempts=3, last_error="x" * 10_000, gave_up=True)
+    shown = TaskStatus.of(hooked, now=T0, webhook=went).webhook
+    assert shown is not None and shown.final and len(shown.last_error or "") <= 1024

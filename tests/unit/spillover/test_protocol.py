@@ -141,6 +141,8 @@ def test_a_result_to_a_file_is_the_path_and_paths_are_quoted(tmp_path: Path) -> 
 
 
 def test_status_ignores_fields_it_does_not_know() -> None:
-    status = protocol.Status.of({**STATUS, "state": "failed",
+    status = protocol.Status.of({**STATUS, "state": "failed", "new_field": 1,
                                  "error": {"code": "timeout", "message": "too long"}})  # fmt: skip
     assert status.done and status.error == {"code": "timeout", "message": "too long"}
+    hooked = {"delivered": False, "attempts": 2, "last_error": "503", "gave_up": False}
+    assert protocol.Status.of({**STATUS, "webhook": hooked}).webhook == hooked

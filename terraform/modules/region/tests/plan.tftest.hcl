@@ -44,6 +44,31 @@ run "imdsv2_on_every_launch_template_and_etcd_instance" {
   }
 }
 
+run "replicas_cannot_reach_the_instance_metadata_service" {
+  command = apply # against the mock provider: nothing is created
+
+  assert {
+    condition = alltrue([
+      strcontains(base64decode(aws_launch_template.gpu.user_data), "rule=\"OUTPUT -d 169.254.169.254 -m owner --gid-owner spillover-replicas -j REJECT\""),
+      strcontains(base64decode(aws_launch_template.gpu.user_data), "iptables -C $rule 2>/dev/null || iptables -I $rule"),
+      strcontains(base64decode(aws_launch_template.gpu.user_data), "groupadd --system spillover-replicas"),
+    ])
+    error_message = "GPU nodes must firewall the replicas' group (spillover-replicas, regional/users.py) from the metadata service"
+  }
+  assert {
+    condition     = strcontains(base64decode(aws_launch_template.gpu.user_data), "ExecStartPre=/usr/local/sbin/spillover-replica-firewall\n      ExecStart=/opt/spillover/bin/spillover region")
+    error_message = "the rule is in place before the agent starts, at every boot (no replica without it)"
+  }
+  assert {
+    condition     = strcontains(base64decode(aws_launch_template.gpu.user_data), "/etc/spillover/etcd/agent.key\n  # root's alone, certificates too: no replica opens anything of the agent's etcd identity\n  - chmod 0700 /etc/spillover/etcd")
+    error_message = "the GPU node's etcd certificates and key are root's alone, before the agent starts"
+  }
+  assert {
+    condition     = aws_launch_template.gpu.metadata_options[0].http_protocol_ipv6 == "disabled"
+    error_message = "the metadata service's IPv6 address is off: the firewall rule covers only IPv4"
+  }
+}
+
 run "no_public_ingress_but_443" {
   command = apply # against the mock provider: nothing is created
 
