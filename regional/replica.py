@@ -2,7 +2,7 @@
 over gRPC. Sync handlers share one model copy from a thread pool sized to the concurrency; async
 handlers run on the loop.
 
-    python -m regional.replica --handler examples.demo.app:Model --concurrency 4
+    python -m regional.replica --handler spillover.demo.app:Model --concurrency 4
 
 It prints ``READY <port>`` once ``load()`` has returned and the server listens.
 """
@@ -184,7 +184,7 @@ async def serve(handler_path: str, concurrency: int, host: str, port: int) -> No
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m regional.replica")
-    ap.add_argument("--handler", required=True, help="import path, e.g. examples.demo.app:Model")
+    ap.add_argument("--handler", required=True, help="import path, e.g. spillover.demo.app:Model")
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)

@@ -30,7 +30,6 @@ from federation.errors import PermissionDenied, Unavailable
 from federation.etcd import Etcd, nested, put
 from federation.etcd_certs import Issued, bootstrap, issue, write
 from federation.etcd_rbac import AGENT, EDGE, ROOT, USERS, Permission, apply, known_holes, roles
-from federation.etcd_server import LocalEtcd, ServerTls, etcd_version
 from federation.etcd_tls import EtcdTls
 from federation.keeper import keep
 from federation.queue import Queue
@@ -41,6 +40,7 @@ from federation.topology import Clusters, EtcdConfig
 from regional.agent import Agent
 from regional.config import RegionConfig
 from regional.replicas import LocalProcessProvider
+from spillover.local.etcd import LocalEtcd, ServerTls, etcd_version
 from tests.integration.conftest import REGION, REPO, worker_spec
 from tests.integration.edge.test_edge import start_edge
 from tests.waiting import until
