@@ -33,7 +33,7 @@ def _load(**_: Any) -> None:
     """The demo model, once per prefork process (that is how Celery serves a model)."""
     global _model
     if os.environ.get("BENCH_MODEL") == "1":
-        from examples.demo.app import Model
+        from spillover.demo.app import Model
 
         _model = Model()
         _model.load()

@@ -284,7 +284,7 @@ def _celery_round(ce: Celery) -> None:
 
 async def _replica_peak(tmp: Path, slots: int, seconds: float) -> float:
     """Peak RSS of the replica processes (not the agent) under ``slots`` busy clients."""
-    sp = await Spillover(tmp, slots).start(handler="examples.demo.app:Model")
+    sp = await Spillover(tmp, slots).start(handler="spillover.demo.app:Model")
     try:
         call = functools.partial(sp.call, "predict", BODY)
         return await _peak(call, sp.agent.pid, slots, seconds, exclude=sp.agent.pid)

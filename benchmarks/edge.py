@@ -26,7 +26,7 @@ import aiohttp
 import uvloop
 
 from benchmarks.regional import pct
-from federation.etcd_server import LocalEtcd, free_port
+from spillover.local.etcd import LocalEtcd, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = '[app]\nname = "{name}"\nhandler = "benchmarks.probe:Probe"\n[scaling]\n'

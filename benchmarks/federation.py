@@ -23,10 +23,10 @@ from pathlib import Path
 import uvloop
 
 from benchmarks.regional import pct
-from federation.etcd_server import LocalEtcd
 from federation.queue import Queue
 from federation.task import TaskRecord, new_task_id
 from federation.topology import Clusters, EtcdConfig
+from spillover.local.etcd import LocalEtcd
 from tests.tcp_delay import DelayProxy
 
 ONE_WAY = 0.040

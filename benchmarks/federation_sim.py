@@ -36,7 +36,7 @@ from federation.appspec import ScalingSection
 from federation.autoscaler import Decision, State, decide
 from federation.geo import rtt_estimate
 from federation.heartbeat import AppLoad, RegionHeartbeat
-from federation.up import DEFAULT_REGIONS, parse_region
+from spillover.local.configs import DEFAULT_REGIONS, parse_region
 
 PRICES = {"us-east-1": 4.00, "eu-west-1": 4.40, "ap-south-1": 3.60}  # $/GPU-hour, illustrative
 # Where `spillover up` puts them; round trips estimated from there (federation/geo.py): 76 ms

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import uvloop
 
-from federation.etcd_server import LocalEtcd
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.task import TaskRecord, new_task_id
 from federation.topology import Clusters, EtcdConfig
 from federation.waiters import TaskWaiters, until_finished
+from spillover.local.etcd import LocalEtcd
 
 P = "us-east-1"
 

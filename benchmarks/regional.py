@@ -21,7 +21,6 @@ import uvloop
 from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
 from federation.appspec import parse_spec
-from federation.etcd_server import LocalEtcd
 from federation.queue import Queue
 from federation.task import TaskRecord, new_task_id
 from federation.topology import Clusters, EtcdConfig
@@ -29,6 +28,7 @@ from federation.waiters import TaskWaiters, until_finished
 from regional.agent import Agent
 from regional.config import RegionConfig
 from regional.replicas import LocalProcessProvider
+from spillover.local.etcd import LocalEtcd
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -108,7 +108,7 @@ async def cold_start(reps: int) -> float:
     times = []
     for _ in range(reps):
         started = time.perf_counter()
-        replica = await provider.start(spec("demo", "examples.demo.app:Model", 1), REGION)
+        replica = await provider.start(spec("demo", "spillover.demo.app:Model", 1), REGION)
         times.append(time.perf_counter() - started)
         await provider.stop(replica)
     return statistics.median(times)
@@ -117,7 +117,7 @@ async def cold_start(reps: int) -> float:
 async def rss_under_load(rig: Rig, concurrency: int, seconds: float) -> float:
     """Peak RSS of one demo replica while ``concurrency`` clients keep it full of predicts."""
     name = f"demo{concurrency}"
-    await rig.apps.put(spec(name, "examples.demo.app:Model", concurrency))
+    await rig.apps.put(spec(name, "spillover.demo.app:Model", concurrency))
     await rig.serving(name)
     replica = rig.agent.runners[name].pool.replicas[0]
     assert replica.process is not None

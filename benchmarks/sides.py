@@ -22,12 +22,12 @@ from typing import Any
 from federation import keys
 from federation.apps import AppRegistry
 from federation.appspec import parse_spec
-from federation.etcd_server import LocalEtcd, free_port
 from federation.heartbeat import RegionHeartbeat, merge
 from federation.queue import Queue
 from federation.task import TaskRecord, new_task_id
 from federation.topology import Clusters, EtcdConfig
 from federation.waiters import TaskWaiters, until_finished
+from spillover.local.etcd import LocalEtcd, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"

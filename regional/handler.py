@@ -64,7 +64,7 @@ class UnknownFunction(LookupError):
 
 
 def load_handler(path: str) -> Any:
-    """``"examples.demo.app:Model"`` → an instance with ``load()`` already called."""
+    """``"spillover.demo.app:Model"`` → an instance with ``load()`` already called."""
     module_name, _, class_name = path.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     instance = cls()

@@ -2,7 +2,7 @@
 over gRPC. Sync handlers share one model copy from a thread pool sized to the concurrency; async
 handlers run on the loop.
 
-    python -P -m regional.replica --handler examples.demo.app:Model --concurrency 4 \
+    python -P -m regional.replica --handler spillover.demo.app:Model --concurrency 4 \
         --app-root . --socket /run/demo/r1.sock [--user spillover-demo]
 
 With ``--user`` (an agent running as root) it becomes that user first (``sandbox.py``); the app's
@@ -195,7 +195,7 @@ async def serve(
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m regional.replica")
-    ap.add_argument("--handler", required=True, help="import path, e.g. examples.demo.app:Model")
+    ap.add_argument("--handler", required=True, help="import path, e.g. spillover.demo.app:Model")
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--functions", help="comma list: the only functions tasks may call")
     ap.add_argument("--app-root", type=Path, required=True, help="where handlers are imported from")

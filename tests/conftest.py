@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from federation.etcd_server import LocalEtcd
 from federation.queue import Queue
 from federation.topology import Clusters, EtcdConfig
+from spillover.local.etcd import LocalEtcd
 
 
 @pytest.fixture(scope="session")

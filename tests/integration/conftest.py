@@ -16,7 +16,6 @@ from federation.aio import cancel_and_wait
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec, parse_spec
 from federation.blobs.config import BlobConfig
-from federation.etcd_server import LocalEtcd, free_port
 from federation.queue import Queue
 from federation.task import TaskRecord, new_ulid
 from federation.topology import Clusters
@@ -24,6 +23,7 @@ from federation.waiters import TaskWaiters
 from regional.agent import Agent
 from regional.config import RegionConfig
 from regional.replicas import LocalProcessProvider
+from spillover.local.etcd import LocalEtcd, free_port
 from tests.conftest import make_config
 from tests.factories import task
 from tests.waiting import until

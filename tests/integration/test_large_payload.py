@@ -19,7 +19,9 @@ from tests.integration.test_up import Up, descendants
 pytestmark = pytest.mark.slow
 MiB = 1 << 20
 SIZE = 1024 * MiB
-ROLES = {"edge": b"edge.main", "agent": b"regional.main", "replica": b"regional.replica"}
+# Markers in /proc/PID/cmdline (arguments end in NUL): `python -m spillover edge ...`.
+ROLES = {"edge": b"spillover\0edge\0", "agent": b"spillover\0region\0",
+         "replica": b"regional.replica"}  # fmt: skip
 
 
 def kib(pid: int, field: str) -> int:

@@ -23,8 +23,8 @@ import pytest
 from federation import keys
 from federation.errors import PermissionDenied
 from federation.etcd import Etcd
-from federation.etcd_server import free_port
 from federation.etcd_tls import EtcdTls
+from spillover.local.etcd import free_port
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -92,12 +92,14 @@ class Up:
         regions: tuple[str, ...] = ("us-east-1=39.0,-77.5", "eu-west-1=53.3,-6.3"),
         *flags: str,
         env: dict[str, str] | None = None,
+        spillover: tuple[str, ...] = (sys.executable, "-m", "spillover"),  # or an installed one
+        cwd: Path = REPO,  # the regions' app_root
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = tmp / "up.log"
         command = [
-            sys.executable, "-m", "federation.up", "--port", str(self.port),
+            *spillover, "up", "--port", str(self.port),
             "--etcd-port", str(two_free_ports()), "--data", str(tmp / "data"),
             "--regions", *regions, *flags,
         ]  # fmt: skip
@@ -106,7 +108,7 @@ class Up:
             command += ["--app", str(tmp / "app.toml")]
         with self.output.open("wb") as out:
             self.proc = subprocess.Popen(
-                command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env
+                command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env
             )
 
     def wait_up(self, timeout: float = 120) -> set[int]:
@@ -130,7 +132,7 @@ class Up:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "federation.cli", *args]
+    command = [sys.executable, "-m", "spillover", *args]
     environ = {**os.environ, **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, timeout=60, env=environ)
 
@@ -138,7 +140,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def watched(edge_url: str, out: Path, redraws: int, timeout: float = 60) -> str:
     """`spillover status --watch` until it has drawn ``redraws`` times, then Ctrl-C (SIGINT):
     it must stop at once and cleanly."""
-    command = [sys.executable, "-m", "federation.cli", "status", "--watch", "0.2",
+    command = [sys.executable, "-m", "spillover", "status", "--watch", "0.2",
                "--edge", edge_url]  # fmt: skip
     with out.open("w") as f:
         proc = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT)
@@ -242,7 +244,7 @@ def region_agent(up: Up, region: str) -> int:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"regional.main" in cmdline and any(f"{region}.toml".encode() in a for a in cmdline):
+        if b"region" in cmdline and any(f"{region}.toml".encode() in a for a in cmdline):
             return pid
     raise LookupError(region)
 
@@ -282,7 +284,7 @@ def test_a_killed_region_loses_nothing_pins_stay_and_health_follows(up: Up) -> N
     # The region comes back: its pinned task runs there, and health is ok again.
     config = up.output.parent / "data" / "us-east-1.toml"
     back = subprocess.Popen(
-        [sys.executable, "-m", "regional.main", "--config", str(config)],
+        [sys.executable, "-m", "spillover", "region", "--config", str(config)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -336,7 +338,7 @@ def test_up_with_auth_writes_an_admin_key_and_then_asks_for_keys(tmp_path: Path)
     finally:
         up.proc.send_signal(signal.SIGINT)
         up.proc.wait(timeout=60)
-    plain = subprocess.run([sys.executable, "-m", "federation.up", "--data", str(data)],
+    plain = subprocess.run([sys.executable, "-m", "spillover", "up", "--data", str(data)],
                            capture_output=True, text=True, cwd=REPO)  # fmt: skip
     assert plain.returncode != 0 and "was last run with --auth" in plain.stderr
 

@@ -19,8 +19,8 @@ import pytest
 from aiohttp import web
 
 import spillover
-from federation.etcd_server import free_port
 from spillover import LogEvent, ProgressEvent, StateEvent
+from spillover.local.etcd import free_port
 
 TID = "01J00000000000000000000000.us-east-1"
 STATUS = {"id": TID, "app": "demo", "function": "f", "state": "running", "home_region": "us-east-1"}

@@ -11,7 +11,7 @@ import pytest
 import spillover
 from federation import keys
 from federation.apikeys import ApiKeys, Grant
-from federation.etcd_server import LocalEtcd
+from spillover.local.etcd import LocalEtcd
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.integration.edge.test_edge import start_edge
 

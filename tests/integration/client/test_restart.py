@@ -17,7 +17,7 @@ import pytest
 import tomli_w
 
 import spillover
-from federation.etcd_server import free_port
+from spillover.local.etcd import free_port
 from tests.integration.client.conftest import Federation
 from tests.integration.conftest import REPO
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from federation.appspec import AppSpec, parse_spec
-from federation.etcd_server import LocalEtcd
 from federation.queue import Claimer
 from federation.storage import StorageGuard, StorageKeeper
 from federation.topology import Clusters, EtcdConfig
+from spillover.local.etcd import LocalEtcd
 from tests.integration.conftest import Harness
 from tests.integration.edge.test_edge import start_edge
 from tests.integration.federation.test_storage import Clock, MiB, fill, keep, unfill

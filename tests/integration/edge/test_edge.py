@@ -17,7 +17,7 @@ from aiohttp import web
 from edge.app import create_app
 from edge.config import EdgeConfig, RegionPoint
 from edge.tls import server_context
-from federation.etcd_server import LocalEtcd, free_port
+from spillover.local.etcd import LocalEtcd, free_port
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.waiting import until
 

@@ -13,8 +13,8 @@ import pytest
 
 from edge.keys import API_KEYS
 from federation.apikeys import ApiKeys, Grant, digest
-from federation.etcd_server import LocalEtcd
 from federation.topology import EtcdConfig
+from spillover.local.etcd import LocalEtcd
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.integration.edge.test_auth import bearer
 from tests.integration.edge.test_edge import Edge, start_edge

@@ -24,8 +24,8 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from edge import openapi
 from federation.apikeys import ApiKeys, Grant
-from federation.etcd_server import LocalEtcd, free_port
 from federation.topology import Clusters, EtcdConfig
+from spillover.local.etcd import LocalEtcd, free_port
 from tests.integration.conftest import REPO
 
 schema = schemathesis.openapi.from_dict(openapi.spec(["us-east-1"], max_wait=300))

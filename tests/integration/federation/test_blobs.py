@@ -18,10 +18,10 @@ from federation.blobs.config import BlobConfig
 from federation.blobs.fs import ROUTE, FsStore
 from federation.blobs.stores import open_store
 from federation.blobs.sweep import sweep
-from federation.etcd_server import LocalEtcd, free_port
 from federation.queue import Queue
 from federation.task import new_ulid
 from federation.topology import Clusters
+from spillover.local.etcd import LocalEtcd, free_port
 from tests.conftest import make_config
 from tests.factories import task
 

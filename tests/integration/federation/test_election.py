@@ -8,8 +8,8 @@ import asyncio
 from federation.aio import cancel_and_wait
 from federation.election import campaign, resign
 from federation.etcd import Etcd
-from federation.etcd_server import LocalEtcd
 from federation.session import Session
+from spillover.local.etcd import LocalEtcd
 from tests.waiting import until
 
 

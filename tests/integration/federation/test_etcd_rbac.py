@@ -31,7 +31,6 @@ from federation.errors import PermissionDenied, Unavailable
 from federation.etcd import Etcd, nested, put
 from federation.etcd_certs import Issued, bootstrap, issue, write
 from federation.etcd_rbac import AGENT, EDGE, ROOT, USERS, Permission, apply, known_holes, roles
-from federation.etcd_server import LocalEtcd, ServerTls, etcd_version
 from federation.etcd_tls import EtcdTls
 from federation.keeper import keep
 from federation.queue import Queue
@@ -43,6 +42,7 @@ from federation.webhooks import app_secrets, rotate
 from regional.agent import Agent
 from regional.config import RegionConfig
 from regional.replicas import LocalProcessProvider
+from spillover.local.etcd import LocalEtcd, ServerTls, etcd_version
 from tests.integration.conftest import REGION, REPO, worker_spec
 from tests.integration.edge.test_edge import start_edge
 from tests.waiting import until

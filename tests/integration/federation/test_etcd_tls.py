@@ -17,11 +17,11 @@ from pydantic import ValidationError
 from federation.aio import cancel_and_wait
 from federation.errors import Unavailable
 from federation.etcd_certs import bootstrap
-from federation.etcd_server import LocalEtcd, ServerTls
 from federation.etcd_tls import EtcdTls
 from federation.queue import Queue
 from federation.topology import Clusters, EtcdConfig
 from federation.waiters import TaskWaiters
+from spillover.local.etcd import LocalEtcd, ServerTls
 from tests.factories import task
 
 pytestmark = pytest.mark.slow

@@ -16,12 +16,12 @@ import pytest
 from federation import keys
 from federation.errors import Unavailable
 from federation.etcd import Compacted, Etcd, Snapshot
-from federation.etcd_server import LocalEtcd
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import run_reaper
 from federation.task import State
 from federation.topology import Clusters
+from spillover.local.etcd import LocalEtcd
 from tests.conftest import make_config
 from tests.factories import task
 from tests.integration.federation.helpers import claim_until, following

@@ -22,12 +22,12 @@ from hypothesis.stateful import (
 
 from federation import keys
 from federation.errors import Conflict, NotClaimer
-from federation.etcd_server import LocalEtcd
 from federation.placement import ClaimRules, ReadyEntry, claim_order
 from federation.queue import Claim, Claimer, Queue, decode
 from federation.reaper import expire_due, requeue_lost
 from federation.task import State, TaskError
 from federation.topology import Clusters, EtcdConfig
+from spillover.local.etcd import LocalEtcd
 from tests.factories import task
 
 P = "us-east-1"

@@ -16,7 +16,6 @@ import pytest
 
 from federation.apps import AppRegistry
 from federation.appspec import parse_spec
-from federation.etcd_server import LocalEtcd
 from federation.queue import Queue
 from federation.task import TaskRecord
 from federation.topology import Clusters, EtcdConfig
@@ -24,6 +23,7 @@ from federation.waiters import TaskWaiters
 from regional.agent import Agent
 from regional.config import RegionConfig
 from regional.replicas import LocalProcessProvider
+from spillover.local.etcd import LocalEtcd
 from tests.factories import task
 from tests.integration.conftest import REPO
 from tests.integration.edge.test_edge import start_edge

@@ -15,12 +15,12 @@ import pytest
 from federation.aio import cancel_and_wait
 from federation.errors import StorageFull
 from federation.etcd import Etcd
-from federation.etcd_server import LocalEtcd
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.session import Session
 from federation.storage import Level, StorageGuard, StorageKeeper
 from federation.topology import Clusters, EtcdConfig
+from spillover.local.etcd import LocalEtcd
 from tests.factories import task
 from tests.integration.federation.helpers import claim_until, following
 from tests.waiting import until

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from federation.claims import revoked
-from federation.etcd_server import LocalEtcd
 from federation.finished import Finished, Following, finished
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
 from federation.task import TaskError
 from federation.topology import Clusters
+from spillover.local.etcd import LocalEtcd
 from tests.conftest import make_config
 from tests.factories import task
 from tests.integration.federation.helpers import claim_until, following

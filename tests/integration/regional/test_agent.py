@@ -226,7 +226,7 @@ async def test_demo_predict_batches_concurrent_requests_with_the_right_rows(
 ) -> None:
     """The real demo model (torch) in a real replica: concurrent predicts are batched into one
     forward pass, and every caller gets the outputs of its own rows."""
-    await harness.apps.put(worker_spec("demo", "examples.demo.app:Model", replica_concurrency=8))
+    await harness.apps.put(worker_spec("demo", "spillover.demo.app:Model", replica_concurrency=8))
     agent = await harness.start_agent()
     await harness.ready(agent, "demo", 1, timeout=60)
     inputs = [[[float(i + j)] * 16 for j in range(i % 3 + 1)] for i in range(8)]

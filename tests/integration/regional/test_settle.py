@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from federation.errors import Unavailable
-from federation.etcd_server import LocalEtcd
 from federation.task import State
 from regional import outcomes
+from spillover.local.etcd import LocalEtcd
 from tests.apps.worker import pattern
 from tests.integration.conftest import Harness, worker_spec
 from tests.waiting import until

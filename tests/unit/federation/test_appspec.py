@@ -40,7 +40,7 @@ def test_the_spec_example_parses() -> None:
 
 
 def test_defaults_fill_missing_sections() -> None:
-    spec = parse_spec({"app": {"name": "demo", "handler": "examples.demo.app:Model"}})
+    spec = parse_spec({"app": {"name": "demo", "handler": "spillover.demo.app:Model"}})
     assert spec.scaling.scaling_target == 70 and spec.placement.spillover_after == 0.5
     assert spec.app.functions is None  # the handler class's own methods
 

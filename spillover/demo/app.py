@@ -1,6 +1,7 @@
 """The bundled demo app: a real torch model, a stand-in for GPU time, and an echo.
 
-Handler API: ``load()`` once per replica, then one method per function.
+Handler API: ``load()`` once per replica, then one method per function. It imports only
+``spillover``, as any user's app does (an import-linter contract holds it to that).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from spillover import Body, batch, stream
+from spillover import Body, Context, batch, stream
 
 
 class Model:
@@ -26,7 +27,7 @@ class Model:
         ).eval()
 
     @batch(max_batch_size=32, max_batch_wait_ms=2)
-    def predict(self, payloads: list[bytes], ctxs: list[Any]) -> list[dict[str, Any]]:
+    def predict(self, payloads: list[bytes], ctxs: list[Context]) -> list[dict[str, Any]]:
         """JSON ``{"inputs": [[16 floats], ...]}`` → ``{"outputs": [[4 floats], ...]}``.
 
         Concurrent requests are batched: their rows go through the model in one forward pass."""
@@ -40,7 +41,7 @@ class Model:
             start += len(rs)
         return results
 
-    def sleep(self, payload: bytes, ctx: Any) -> dict[str, Any]:
+    def sleep(self, payload: bytes, ctx: Context) -> dict[str, Any]:
         """JSON ``{"seconds": s}``: holds a slot for s seconds, as a forward pass on a GPU would."""
         seconds = float(json.loads(payload or b"{}").get("seconds", 1.0))
         deadline = time.monotonic() + seconds
@@ -53,7 +54,7 @@ class Model:
         }
 
     @stream
-    async def echo(self, body: Body, ctx: Any) -> AsyncIterator[bytes]:
+    async def echo(self, body: Body, ctx: Context) -> AsyncIterator[bytes]:
         """The body back, any size up to the app's limit, streamed: a 1 GiB echo holds a few
         MiB at a time, not 1 GiB."""
         async for chunk in body:

@@ -1,6 +1,7 @@
 """Local etcd processes: one member or a cluster on free loopback ports, each member's data in its
 own directory. Used by ``spillover up``, the benchmarks and the test fixtures; faults are real
-(SIGKILL, stop, restart on the same data)."""
+(SIGKILL, stop, restart on the same data). Part of the local composition, not of the core: no
+deployed node starts its own etcd."""
 
 from __future__ import annotations
 

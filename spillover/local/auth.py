@@ -18,8 +18,8 @@ from pathlib import Path
 
 from federation.etcd_certs import bootstrap, write_private
 from federation.etcd_rbac import ROOT
-from federation.etcd_server import ServerTls
 from federation.etcd_tls import EtcdTls
+from spillover.local.etcd import ServerTls
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class LocalAuth:
         """``spillover etcd-rbac``, as an operator runs it (a process of its own: ``up`` must
         not open a gRPC channel before it has spawned its children)."""
         env = {**os.environ, **self.admin_env(endpoints)}
-        subprocess.run([sys.executable, "-m", "federation.etcd_rbac", "--wait", "30"], env=env,
+        subprocess.run([sys.executable, "-m", "spillover", "etcd-rbac", "--wait", "30"], env=env,
                        check=True)  # fmt: skip
 
     def write_env(self, path: Path, endpoints: list[str], api_key: str) -> None:

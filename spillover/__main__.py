@@ -1,0 +1,5 @@
+"""``python -m spillover ...``: the ``spillover`` command, without its console script."""
+
+from spillover.cli import main
+
+main()
