@@ -142,8 +142,8 @@ def snapshot(w: World, now: float, region: str = "", price: float = 0.0,
     """What a region's agent hands ``decide()``."""
     return Snapshot(
         replicas=w.replicas, starting=len(w.starting), busy_slots=len(w.running),
-        queued=len(w.queue), oldest_wait=now - w.queue[0].at if w.queue else 0.0,
-        queued_home=len(w.queue), requests_per_second=w.started_last_tick, region=region,
+        queued_home=len(w.queue), oldest_wait=now - w.queue[0].at if w.queue else 0.0,
+        requests_per_second=w.started_last_tick, region=region,
         price=price, busy_foreign=len(w.running) - w.busy_for(w.name),
         busy_pinned=sum(p for _, _, p in w.running), queued_pinned=sum(t.pinned for t in w.queue),
         peers=peers,

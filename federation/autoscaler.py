@@ -41,12 +41,10 @@ class Snapshot:
     replicas: int  # live (starting or ready), not draining
     starting: int  # of ``replicas``, those still loading their model
     busy_slots: int  # running tasks, whoever's
-    # Tasks this region may take now, its own and others' (what today's agent passes; the policy
-    # sizes for ``queued_home``: another region's backlog is that region's to size for).
-    queued: int
+    # Queued tasks homed here that it may take now: another region's backlog is that region's to
+    # size for (a down region's, its one adopter's: ``peers``' overflow).
+    queued_home: int
     oldest_wait: float  # seconds the oldest of ``queued_home`` has waited; 0 when none
-    # Of ``queued``, those homed here (with no peers given: and those of down regions).
-    queued_home: int = 0
     requests_per_second: float = 0.0  # tasks started per second, over the last tick
     cpu: float = 0.0  # utilisation of the ready replicas, 0..1, averaged
     memory: float = 0.0

@@ -38,6 +38,11 @@ class ClaimRules:
         allowed = record.allowed_regions or self.app_regions
         return not allowed or self.region in allowed
 
+    def only_here(self, record: TaskRecord) -> bool:
+        """No other region may ever run the task: its pin (else the app's regions) is this
+        region alone. The autoscaler sizes for such tasks whatever peers offer."""
+        return set(record.allowed_regions or self.app_regions) == {self.region}
+
     def eligible_since(self, record: TaskRecord) -> float:
         """When this region may first take the task, allowed sets aside."""
         if record.home_region == self.region or record.home_region in self.down_regions:

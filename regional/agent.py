@@ -61,14 +61,14 @@ class Agent:
         self.claimer = Claimer(claimer_id, config.name, ttl=config.lease_ttl)
         self.runners: dict[str, AppRunner] = {}
         self.specs: dict[str, AppSpec] = {}  # every deployed app
-        self.live_regions: set[str] = set()
-        self.regions: dict[str, RegionHeartbeat] = {}  # every region's agents, merged
+        self.regions: dict[str, RegionHeartbeat] = {}  # every live region's agents, merged
         self.blobs: BlobStore | None = None  # open while run() runs
         self.capacity: AsgCapacity | None = None  # the region's node group, if it scales nodes
+        self.scaler: Autoscaler | None = None  # while autoscale is on
 
     def rules(self, spec: AppSpec) -> ClaimRules:
         known = {p for r in self.runners.values() for p in r.view.partitions}
-        return claim_rules(self.config.name, spec, known - self.live_regions)
+        return claim_rules(self.config.name, spec, known - self.regions.keys())
 
     async def run(self) -> None:
         async with (
@@ -151,15 +151,16 @@ class Agent:
 
     async def _follow_regions(self) -> None:
         async for merged in heartbeat.regions(self.clusters.control, self.clusters.root):
-            self.regions, self.live_regions = merged, set(merged)
+            self.regions = merged
 
     def heartbeat(self) -> RegionHeartbeat:
         """The region as this agent sees it now."""
         now, c = self.clock(), self.config
-        loads = tuple(r.load(now).heartbeat() for _, r in sorted(self.runners.items()))
-        return RegionHeartbeat(
-            name=c.name, lat=c.lat, lon=c.lon, agent=self.claimer.id, at=now, apps=loads
-        )
+        decided = self.scaler.decisions if self.scaler is not None else {}  # if it leads
+        apps = sorted(self.runners.items())
+        loads = tuple(r.load(now).heartbeat(decided.get(name)) for name, r in apps)
+        return RegionHeartbeat(name=c.name, lat=c.lat, lon=c.lon, agent=self.claimer.id, at=now,
+                               apps=loads, gpu_price=c.gpu_price)  # fmt: skip
 
     async def _heartbeat(self) -> None:
         key = keys.region(self.clusters.root, self.config.name, self.claimer.id)
@@ -171,15 +172,16 @@ class Agent:
                                 self.metrics, self.config.heartbeat_interval, protect)  # fmt: skip
 
     async def _autoscale(self) -> None:
-        view = RegionView(self.config.name, self._scaled_apps, lambda: self.regions.get(view.name))
-        scaler = Autoscaler(view, self._scale, self.capacity, self.metrics, self.clock)
-        key = keys.leader(self.clusters.root, self.config.name)
-        await run_autoscaler(scaler, self.clusters.control, self.claimer, key)
+        c = self.config
+        view = RegionView(c.name, c.gpu_price, self._scaled_apps, lambda: self.regions)
+        self.scaler = Autoscaler(view, self._scale, self.capacity, self.metrics, self.clock)
+        key = keys.leader(self.clusters.root, c.name)
+        await run_autoscaler(self.scaler, self.clusters.control, self.claimer, key)
 
     def _scaled_apps(self, now: float) -> list[ScaledApp]:
         """The apps the autoscaler sizes (region.toml's pinned ones are not), as it sees them."""
         return [
-            ScaledApp(name, r.spec.scaling, r.load(now), r.pool.pids())
+            ScaledApp(name, r.spec.scaling, r.spec.placement.regions, r.load(now), r.pool.pids())
             for name, r in list(self.runners.items())
             if name not in self.config.replicas
         ]

@@ -120,8 +120,9 @@ class AppRunner:
     def load(self, now: float) -> Load:
         rules = self.shared.rules(self.spec)
         spilled = {home: r.per_second(now) for home, r in self.spilled.items()}
-        return app_load(self.spec.name, self.pool.counts(), self.view.entries.values(), rules,
-                        now, self.rate.per_second(now), spilled)  # fmt: skip
+        running = [run.claim.record for run, _ in self.running.values() if run.slot_held]
+        return app_load(self.spec.name, self.pool.counts(), self.view.entries.values(), running,
+                        rules, now, self.rate.per_second(now), spilled)  # fmt: skip
 
     # -- claiming and running ------------------------------------------------------------------
 

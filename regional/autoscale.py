@@ -1,6 +1,8 @@
 """The region's autoscaling loop: the elected leader ticks once a second, reads each app's load
 through a narrow, read-only view of its agent (the numbers the heartbeat reports too,
-``load.py``), runs the shared policy (:func:`federation.autoscaler.decide`) and sets pool sizes.
+``load.py``) and the other regions' heartbeats (their warm spare slots: ``federation/absorb.py``),
+runs the shared policy (:func:`federation.autoscaler.decide`) and sets pool sizes; each
+decision's reason goes into the heartbeat and ``spillover_autoscaler_decisions_total``.
 Scale-in goes through the replica set's drain, so no running task is killed. With
 ``[capacity] provider = "aws-asg"`` it sizes the region's node group instead
 (``regional/capacity.py``)."""
@@ -11,11 +13,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from federation.absorb import peers
 from federation.aio import cancel_and_wait
 from federation.appspec import ScalingSection
-from federation.autoscaler import Snapshot, State, decide
+from federation.autoscaler import Decision, Snapshot, State, decide
 from federation.election import campaign, resign
 from federation.errors import Unavailable
 from federation.etcd import Etcd
@@ -38,18 +41,21 @@ class ScaledApp:
 
     name: str
     scaling: ScalingSection
+    regions: tuple[str, ...]  # the app's [placement] regions; empty: every region
     load: Load
     pids: tuple[int, ...]  # the ready replicas' processes: cpu and memory metrics
 
 
 @dataclasses.dataclass(frozen=True)
 class RegionView:
-    """What the autoscaler may read of its agent: the apps it sizes (pinned ones are not) and
-    the region's heartbeat, merged over every node's agent."""
+    """What the autoscaler may read of its agent: the region, its GPU price, the apps it sizes
+    (pinned ones are not) and every live region's heartbeat (its own included), each merged
+    over the region's agents."""
 
     name: str
+    price: float
     apps: Callable[[float], list[ScaledApp]]
-    beat: Callable[[], RegionHeartbeat | None]
+    regions: Callable[[], Mapping[str, RegionHeartbeat]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Fleet:
     replicas: int  # running and starting
     starting: int
     busy_slots: int
+    busy_foreign: int  # of those, tasks homed in other regions
     requests_per_second: float
 
 
@@ -67,18 +74,27 @@ def region_fleet(beat: RegionHeartbeat | None, app: str, per_node: int, group: G
     load = next((a for a in beat.apps if a.app == app), None) if beat else None
     replicas = group.desired * per_node
     if load is None:
-        return Fleet(replicas, replicas, 0, 0.0)
+        return Fleet(replicas, replicas, 0, 0, 0.0)
     starting = max(0, replicas - load.ready_replicas)
-    return Fleet(replicas, starting, load.busy_slots, load.requests_per_second)
+    foreign = min(sum(load.busy_by_home.values()), load.busy_slots)
+    return Fleet(replicas, starting, load.busy_slots, foreign, load.requests_per_second)
 
 
-def snapshot(load: Load, fleet: Fleet | None = None) -> Snapshot:
-    """The app as the policy sees it: this agent's replicas, or with ``fleet`` the region's."""
-    s = load.snapshot()
+def snapshot(
+    app: ScaledApp, view: RegionView, beats: Mapping[str, RegionHeartbeat], fleet: Fleet | None
+) -> Snapshot:
+    """The app as the policy sees it: this agent's replicas (with ``fleet``, the region's), and
+    the federation as the heartbeats show it: every other region that may run the app, its warm
+    spare slots and round trip, and the backlog of those that are down (``orphans``)."""
+    others = peers(beats, view.name, app.name, app.regions, app.scaling,
+                   orphans=app.load.orphans)  # fmt: skip
+    s = dataclasses.replace(app.load.snapshot(), region=view.name, price=view.price, peers=others)
     if fleet is None:
         return s
+    pinned = min(s.busy_pinned, fleet.busy_slots - fleet.busy_foreign)  # the agent's own
     return dataclasses.replace(s, replicas=fleet.replicas, starting=fleet.starting,
-                               busy_slots=fleet.busy_slots,
+                               busy_slots=fleet.busy_slots, busy_foreign=fleet.busy_foreign,
+                               busy_pinned=pinned,
                                requests_per_second=fleet.requests_per_second)  # fmt: skip
 
 
@@ -96,27 +112,35 @@ class Autoscaler:
         self.capacity = capacity
         self.metrics = metrics
         self.clock = clock
+        # Each app's last decision while this agent leads: the heartbeat publishes its reason
+        # and its spare slots (only the leader's, or peers would count a region's slots twice).
+        self.decisions: dict[str, Decision] = {}
 
     async def tick_forever(self) -> None:
         states: dict[str, State] = {}  # a new leader starts afresh
         usage = Usage()
-        while True:
-            await self.tick(self.clock(), states, usage)
-            await asyncio.sleep(TICK)
+        try:
+            while True:
+                await self.tick(self.clock(), states, usage)
+                await asyncio.sleep(TICK)
+        finally:
+            self.decisions.clear()  # no longer deciding: nothing of ours to publish
 
     async def tick(self, now: float, states: dict[str, State], usage: Usage) -> None:
         group = await self._group()
         if self.capacity is not None and group is None:
             return  # AWS could not be asked: decide nothing on stale numbers
-        apps = self.view.apps(now)
+        apps, beats, region = self.view.apps(now), self.view.regions(), self.view.name
         wanted = []
         for app in apps:
-            s = snapshot(app.load, self._fleet(app.name, group))
+            s = snapshot(app, self.view, beats, self._fleet(beats, app.name, group))
             if app.scaling.scaling_metric in ("cpu_utilization", "memory_utilization"):
                 cpu, memory = usage.sample(list(app.pids))
                 s = dataclasses.replace(s, cpu=cpu, memory=memory)
             decision, states[app.name] = decide(s, app.scaling, states.get(app.name, State()), now)
-            self.metrics.desired.labels(app.name, self.view.name).set(decision.desired)
+            self.decisions[app.name] = decision
+            self.metrics.desired.labels(app.name, region).set(decision.desired)
+            self.metrics.decisions.labels(app.name, region, decision.reason).inc()
             wanted.append(decision.desired)
             current = app.load.replicas.desired
             if group is None and decision.desired != current:
@@ -130,11 +154,14 @@ class Autoscaler:
                 log.warning("setting %s's capacity: %s", self.capacity.group, e)
         for gone in set(states) - {a.name for a in apps}:
             del states[gone]
+            self.decisions.pop(gone, None)
 
-    def _fleet(self, app: str, group: Group | None) -> Fleet | None:
+    def _fleet(
+        self, beats: Mapping[str, RegionHeartbeat], app: str, group: Group | None
+    ) -> Fleet | None:
         if group is None or self.capacity is None:
             return None
-        return region_fleet(self.view.beat(), app, self.capacity.per_node, group)
+        return region_fleet(beats.get(self.view.name), app, self.capacity.per_node, group)
 
     async def _group(self) -> Group | None:
         """The node group, when the autoscaler sizes one and AWS answers."""

@@ -29,6 +29,9 @@ class RegionConfig(BaseModel):
     # pinned to that many replicas instead. With autoscale off, unpinned apps run
     # max(min_replicas, 1).
     autoscale: bool = True
+    # Per GPU-hour, in any currency the regions share: a region scales in onto a cheaper
+    # peer's spare slots, never a dearer one's (docs/autoscaler.md). Equal prices: by name.
+    gpu_price: float = Field(default=0.0, ge=0, le=10_000)
     replicas: dict[str, int] = {}
     capacity: CapacityConfig = CapacityConfig()  # what the autoscaler sizes: processes or nodes
     blobs: BlobConfig = BlobConfig()  # results over the inline limit

@@ -48,6 +48,11 @@ class RegionMetrics:
             "spillover_autoscaler_desired_replicas", "Replicas the autoscaler asks for",
             labels, registry=registry,
         )  # fmt: skip
+        # One per app per tick: its rate by reason is the share of the time spent on each.
+        self.decisions = Counter(
+            "spillover_autoscaler_decisions_total", "Autoscaler decisions, by reason",
+            [*labels, "reason"], registry=registry,
+        )  # fmt: skip
 
     def started(self, record: TaskRecord) -> None:
         if record.started_at is not None:

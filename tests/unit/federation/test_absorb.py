@@ -29,7 +29,7 @@ def here(
     region: str = US, busy: int = 0, queued: int = 0, replicas: int = 1, **kw: Any
 ) -> Snapshot:
     return Snapshot(
-        replicas=replicas, starting=kw.pop("starting", 0), busy_slots=busy, queued=queued,
+        replicas=replicas, starting=kw.pop("starting", 0), busy_slots=busy,
         queued_home=queued, oldest_wait=kw.pop("wait", 0.0),
         requests_per_second=kw.pop("started", busy / 2), region=region,
         price=kw.pop("price", PRICE[region]), **kw,

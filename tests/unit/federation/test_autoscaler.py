@@ -34,7 +34,7 @@ def snap(
     **kw: Any,
 ) -> Snapshot:  # fmt: skip
     return Snapshot(replicas=replicas, starting=kw.pop("starting", 0), busy_slots=busy,
-                    queued=queued, queued_home=queued, oldest_wait=wait,
+                    queued_home=queued, oldest_wait=wait,
                     requests_per_second=started, **kw)  # fmt: skip
 
 
@@ -100,12 +100,9 @@ def test_an_old_task_forces_one_more_replica_when_none_is_on_its_way() -> None:
     assert d.desired == 2  # one is on its way: wait for it rather than add one per tick
 
 
-def test_scale_from_zero_for_a_task_homed_here_only() -> None:
+def test_scale_from_zero_for_a_task_homed_here() -> None:
     d, _ = decide(snap(queued=1, replicas=0), scaling(), State(desired=0), 0.0)
     assert d.desired == 1
-    overflow = Snapshot(replicas=0, starting=0, busy_slots=0, queued=9, oldest_wait=30.0)
-    d, _ = decide(overflow, scaling(), State(desired=0), 0.0)
-    assert d.desired == 0  # another region's tasks: not a reason to cold-start here
 
 
 def burst(c: ScalingSection) -> tuple[int, State]:
