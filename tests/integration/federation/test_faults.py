@@ -17,7 +17,7 @@ from federation import keys
 from federation.errors import Unavailable
 from federation.etcd import Compacted, Etcd, Snapshot
 from federation.etcd_server import LocalEtcd
-from federation.queue import Claimer, Queue
+from federation.queue import Claim, Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import run_reaper
 from federation.task import State
@@ -240,3 +240,28 @@ async def test_a_call_cut_short_by_another_calls_failover_is_unavailable_not_can
     finally:
         os.kill(member.pid, signal.SIGCONT)
         await etcd.close()
+
+
+async def test_a_claim_refused_as_a_whole_leaves_its_tasks_in_the_view(queue: Queue) -> None:
+    # A claimer paused past its TTL comes back with a lease etcd has expired: its next claim txn
+    # is refused whole ("requested lease not found"). The view dropped every entry it had tried,
+    # as if peers had won them, and nothing put them back: the tasks sat queued forever.
+    records = [task(P) for _ in range(3)]
+    for r in records:
+        await queue.enqueue(r, b"")
+    claimer = Claimer("paused", P, ttl=2)
+    etcd = queue.etcd(P)
+    session = await claimer.session(etcd)
+    async with following(ReadyView(queue, "demo", [P])) as view:
+        await etcd.revoke(session.lease)  # expired while the claimer slept, unbeknown to it
+        assert await view.claim(claimer, 3) == []
+        session.lost.set()  # its keeper notices at its next refresh
+        held: list[Claim] = []
+
+        async def all_held() -> bool:  # retried by time, as the agent's dispatcher does
+            held.extend(await view.claim(claimer, 3 - len(held)))
+            return len(held) == 3
+
+        await until(all_held, timeout=10)
+    assert {c.record.id for c in held} == {r.id for r in records}
+    await claimer.close()
