@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from federation import keys
+from federation.errors import Unavailable
 from federation.task import State
 from regional.agent import Agent
 from tests.apps.worker import pattern
@@ -262,3 +263,32 @@ async def test_a_10_mb_error_message_is_stored_cut_to_4_kib_with_a_marker(harnes
     assert done.error.message.startswith("ValueError: xxx")
     assert len(done.error.message.encode()) <= 4096
     assert done.error.message.endswith("[truncated: 10000012 bytes]")
+
+
+@pytest.mark.parametrize(
+    ("function", "write", "state"),
+    [("echo", "complete", State.SUCCEEDED), ("boom", "fail", State.FAILED)],
+)
+async def test_an_outcome_etcd_refused_during_an_election_is_written_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, function: str, write: str, state: State
+) -> None:
+    # During an election etcd refuses a txn ("leader changed", a channel closed on failover).
+    # The agent gave the outcome up while its lease lived on, so no reaper requeued the task:
+    # it stayed "running" forever (2 of 280 tasks in the chaos suite's leader-kill scenario).
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    real = getattr(agent.queue, write)
+    refused: list[str] = []
+
+    async def refused_once(*args: Any) -> Any:
+        if not refused:
+            refused.append(write)
+            raise Unavailable("etcd refused txn: etcdserver: leader changed")
+        return await real(*args)
+
+    monkeypatch.setattr(agent.queue, write, refused_once)
+    record = await harness.submit("worker", function, b"x")
+    done = await harness.result(record, timeout=15)
+    assert refused == [write]
+    assert done.state is state and done.attempts == 1
