@@ -292,3 +292,38 @@ async def test_an_outcome_etcd_refused_during_an_election_is_written_again(
     done = await harness.result(record, timeout=15)
     assert refused == [write]
     assert done.state is state and done.attempts == 1
+
+
+async def test_a_poison_task_fails_alone_and_the_tasks_beside_it_succeed(harness: Harness) -> None:
+    # A task that kills its replica takes the tasks beside it down, and each is requeued with an
+    # attempt used. Beside the poison at every one of its attempts, innocent tasks used up
+    # max_attempts and failed replica_lost with it (the chaos suite's poison scenario).
+    await harness.apps.put(worker_spec())  # one replica of 4 slots: all four share it
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    innocent = [await harness.submit("worker", "sleep", {"seconds": 1.0}) for _ in range(3)]
+    poison = await harness.submit("worker", "poison", b"")
+    bad = await harness.result(poison, timeout=60)
+    assert bad.state is State.FAILED and bad.error is not None
+    assert bad.error.code == "replica_lost" and bad.attempts == 3
+    for r in innocent:
+        done = await harness.result(r, timeout=60)
+        assert done.state is State.SUCCEEDED, done.error
+
+
+async def test_a_task_cancelled_while_it_waits_to_run_alone_gives_its_replica_back(
+    harness: Harness,
+) -> None:
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    pool = agent.runners["worker"].pool
+    busy = await harness.submit("worker", "sleep", {"seconds": 1.5})
+    await until(lambda: pool.busy_slots == 1)
+    alone = await harness.submit("worker", "echo", b"alone", attempts=1, max_attempts=2)
+    await until(lambda: any(r.reserved for r in pool.replicas))  # waiting for the sleep to end
+    await harness.queue.cancel(alone.id)
+    assert (await harness.result(busy)).state is State.SUCCEEDED
+    await until(lambda: pool.free_slots == 4)  # nothing left counted busy, nor closed
+    again = await harness.submit("worker", "echo", b"again")
+    assert (await harness.result(again)).state is State.SUCCEEDED
