@@ -14,6 +14,8 @@ import pytest
 
 from federation import keys
 from federation.errors import Unavailable
+from federation.placement import ReadyEntry
+from federation.queue import decode
 from federation.task import State
 from regional.agent import Agent
 from tests.apps.worker import pattern
@@ -327,3 +329,28 @@ async def test_a_task_cancelled_while_it_waits_to_run_alone_gives_its_replica_ba
     await until(lambda: pool.free_slots == 4)  # nothing left counted busy, nor closed
     again = await harness.submit("worker", "echo", b"again")
     assert (await harness.result(again)).state is State.SUCCEEDED
+
+
+async def test_a_claim_applied_behind_the_agents_back_is_given_back(harness: Harness) -> None:
+    # A claim txn whose call was cut (a failover closed its channel) may still be applied by
+    # etcd after the agent read its claims back and found none: Raft commits a proposal already
+    # on its way. The task sat "running" under the agent's live lease with nobody running it,
+    # and no reaper requeues a claim that lives (the chaos suite's leader scenario, full form).
+    await harness.apps.put(worker_spec(replica_concurrency=1))
+    agent = await harness.start_agent()
+    agent.claims.grace = 0.5
+    await harness.ready(agent, "worker", 1)
+    busy = await harness.submit("worker", "sleep", {"seconds": 2})  # the only slot: no claims
+
+    async def running() -> bool:
+        return (await harness.queue.get(busy.id)).state is State.RUNNING
+
+    await until(running)
+    late = await harness.submit("worker", "echo", b"late")
+    etcd = harness.clusters.for_partition(REGION)
+    prefix = keys.ready_app(harness.queue.root, REGION, "worker")
+    [kv] = (await etcd.range_all(prefix, keys.prefix_end(prefix)))[0]
+    entry = ReadyEntry(kv.key, kv.mod_revision, decode(kv.value))
+    assert await agent.queue.claim(agent.claimer, [entry])  # the agent's, unbeknown to it
+    done = await harness.result(late, timeout=20)
+    assert done.state is State.SUCCEEDED and done.attempts == 2
