@@ -197,12 +197,13 @@ class ReadyView:
                 continue
             self.changed.set()
             self.synced[partition].set()
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._watch(etcd, prefix, head, revision, self._low[partition]))
-                    tg.create_task(self._refill(etcd, prefix, head, self._low[partition]))
-            except* Compacted:
-                pass
+            # The watch returns once behind compaction: the refill stops and all starts over.
+            # (Not a TaskGroup whose failure is caught: on Python 3.11 that leaves this task
+            # counted as cancelling, and its next etcd call raised CancelledError: the view died.)
+            async with asyncio.TaskGroup() as tg:
+                refill = tg.create_task(self._refill(etcd, prefix, head, self._low[partition]))
+                await self._watch(etcd, prefix, head, revision, self._low[partition])
+                refill.cancel()
 
     async def _list(self, etcd: Etcd, prefix: bytes, head: Head) -> int:
         """Read windows after ``head.scanned`` until the head is full or the partition read;
@@ -233,11 +234,13 @@ class ReadyView:
     async def _watch(
         self, etcd: Etcd, prefix: bytes, head: Head, revision: int, low: asyncio.Event
     ) -> None:
-        async for event in etcd.watch(prefix, revision + 1):
-            head.apply(event)
-            if head.wants_more:  # peers claimed it low
-                low.set()
-            self.changed.set()
+        """Apply the partition's changes to ``head`` until the watch falls behind compaction."""
+        with contextlib.suppress(Compacted):
+            async for event in etcd.watch(prefix, revision + 1):
+                head.apply(event)
+                if head.wants_more:  # peers claimed it low
+                    low.set()
+                self.changed.set()
 
     async def _refill(self, etcd: Etcd, prefix: bytes, head: Head, low: asyncio.Event) -> None:
         """Read more when claims left the head half empty; while a backlog lies beyond it,

@@ -1,7 +1,9 @@
 """A TCP proxy on loopback for network faults this kernel cannot make (it has no netem): a fixed
-delay each way (a WAN round trip between a region and a remote etcd), and a cut (a blackhole:
+delay each way (a WAN round trip between a region and a remote etcd), a cut (a blackhole:
 connections stay open and no byte passes either way, as when a link drops every packet and TCP
-keeps retransmitting) that heals with the connections intact. Order is kept per direction."""
+keeps retransmitting) that heals with the connections intact, and a reset (every connection
+through it closed at once, as a member restart or a middlebox drops them). Order is kept per
+direction."""
 
 from __future__ import annotations
 
@@ -83,9 +85,14 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 dst.close()
 
+    async def reset(self) -> None:
+        """Close every connection through it now, both ends; new ones pass."""
+        pipes = list(self._pipes)
+        for task in pipes:
+            task.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._pipes):
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await self.reset()
