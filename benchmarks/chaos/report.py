@@ -104,7 +104,7 @@ def render(
         "it in its result. Load goes through the edges over HTTP; every submit carries an "
         "`Idempotency-Key` and is retried, with the same key, after a 429/503 (`Retry-After`) "
         "or a broken connection. Faults are real: SIGKILL, SIGSTOP/SIGCONT, etcd members killed, "
-        "blackholed (a TCP proxy that passes no byte) or out of space.",
+        "blackholed (a TCP proxy that passes no byte), their connections reset, or out of space.",
         "",
         "**Columns**: *acknowledged* = answered 2xx with a task id; *lost* = acknowledged and "
         "not terminal by the scenario's deadline; *run twice* = the handler started more than "
