@@ -55,6 +55,7 @@ def _version(command: list[str]) -> str:
 
 
 def machine() -> str:
+    """CPUs, memory, kernel, Python and etcd: what every page of measurements starts with."""
     cpu = next(
         (line.split(":", 1)[1].strip()
          for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -62,15 +63,18 @@ def machine() -> str:
         "?",
     )  # fmt: skip
     mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    return (
+        f"{os.cpu_count()} × {cpu}, {mem:.0f} GiB, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, {_version(['etcd', '--version'])}"
+    )
+
+
+def celery_side() -> str:
     try:
         celery = f"Celery {importlib.metadata.version('celery')}"
     except importlib.metadata.PackageNotFoundError:
         celery = "Celery not installed"
-    return (
-        f"{os.cpu_count()} × {cpu}, {mem:.0f} GiB, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, {_version(['etcd', '--version'])}, "
-        f"{_version(['redis-server', '--version'])}, {celery}"
-    )
+    return f"{_version(['redis-server', '--version'])}, {celery}"
 
 
 def fmt(x: float | None, unit: str) -> str:
@@ -86,7 +90,8 @@ def render(report: Report, seconds: float, names: list[str], plot: str | None) -
         f"Written by `spillover bench {' '.join(names)}` on {time.strftime('%Y-%m-%d')}, "
         f"in {seconds / 60:.1f} minutes; nothing on this page is copied from an earlier run.",
         "",
-        f"**Machine**: {machine()}. Shared and noisy: read ratios, not third digits.",
+        f"**Machine**: {machine()}, {celery_side()}. Shared and noisy: read ratios, not third "
+        "digits.",
         "",
         "**Settings** (equal on both sides): 4 worker slots — one Spillover replica with "
         "`replica_concurrency = 4` against one Celery prefork worker with `-c 4`; loopback "

@@ -27,7 +27,7 @@ from federation.queue import Queue
 from federation.task import TaskRecord, new_task_id
 from federation.topology import Clusters, EtcdConfig
 from spillover.local.etcd import LocalEtcd
-from tests.tcp_delay import DelayProxy
+from tests.tcp_proxy import TcpProxy
 
 ONE_WAY = 0.040
 
@@ -53,8 +53,8 @@ async def enqueue_latency(config: EtcdConfig, n: int) -> tuple[float, float]:
 async def run(tmp: Path, n: int, reps: int) -> dict[str, float]:
     with LocalEtcd(tmp / "us") as us, LocalEtcd(tmp / "eu") as eu, LocalEtcd(tmp / "ap") as ap:
 
-        async def far(c: LocalEtcd) -> DelayProxy:
-            return await DelayProxy(("127.0.0.1", c.members[0].client_port), ONE_WAY).start()
+        async def far(c: LocalEtcd) -> TcpProxy:
+            return await TcpProxy(("127.0.0.1", c.members[0].client_port), ONE_WAY).start()
 
         eu_wan, ap_wan, shared_wan = await far(eu), await far(ap), await far(us)
         per_region = EtcdConfig(

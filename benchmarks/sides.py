@@ -16,13 +16,17 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from federation import keys
 from federation.apps import AppRegistry
 from federation.appspec import parse_spec
-from federation.heartbeat import RegionHeartbeat, merge
+from federation.etcd import Etcd
+from federation.heartbeat import AppLoad, RegionHeartbeat, merge
 from federation.queue import Queue
 from federation.task import TaskRecord, new_task_id
 from federation.topology import Clusters, EtcdConfig
@@ -72,6 +76,27 @@ def rss_mib(pids: list[int]) -> float:
         except OSError:
             continue
     return total / 1024
+
+
+async def app_loads(etcd: Etcd, root: str, app: str) -> dict[str, AppLoad]:
+    """``app``'s load per region, from the regions' merged heartbeats."""
+    prefix = keys.regions(root)
+    kvs, _ = await etcd.range_all(prefix, keys.prefix_end(prefix))
+    beats = merge(RegionHeartbeat.model_validate_json(kv.value) for kv in kvs)
+    return {name: a for name, beat in beats.items() for a in beat.apps if a.app == app}
+
+
+async def serving(
+    etcd: Etcd, root: str, app: str, region: str, replicas: int, timeout: float = 180
+) -> None:
+    """Until the region's heartbeat shows ``replicas`` ready replicas of ``app``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        load = (await app_loads(etcd, root, app)).get(region)
+        if load is not None and load.ready_replicas >= replicas:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{replicas} replicas of {app} not serving in {region} after {timeout} s")
 
 
 class Spillover:
@@ -168,17 +193,7 @@ class Spillover:
         )
 
     async def serving(self, replicas: int, timeout: float = 180, region: str = REGION) -> None:
-        """Until the region's heartbeat shows ``replicas`` ready replicas of the app."""
-        deadline = time.monotonic() + timeout
-        prefix = keys.regions("/bench")
-        while time.monotonic() < deadline:
-            kvs, _ = await self.clusters.control.range_all(prefix, keys.prefix_end(prefix))
-            beats = merge(RegionHeartbeat.model_validate_json(kv.value) for kv in kvs)
-            apps = beats[region].apps if region in beats else ()
-            if any(a.app == "bench" and a.ready_replicas >= replicas for a in apps):
-                return
-            await asyncio.sleep(0.05)
-        raise TimeoutError(f"{replicas} replicas not serving in {region} after {timeout} s")
+        await serving(self.clusters.control, "/bench", "bench", region, replicas, timeout)
 
     def record(self, function: str, home: str = REGION) -> TaskRecord:
         now = time.time()
@@ -361,42 +376,60 @@ class Celery:
             self.redis.wait(timeout=30)
 
 
+@dataclass
+class EdgeProcess:
+    url: str
+    process: asyncio.subprocess.Process
+
+
+async def start_edge(config: dict[str, Any], tmp: Path) -> EdgeProcess:
+    """An edge process of ``config`` (an ``edge.toml`` as a dict: ``port`` must be set), serving
+    once this returns; its stderr goes to ``tmp/<id>.err``."""
+    import aiohttp
+
+    name = config.get("id", "edge")
+    await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
+    toml = tmp / f"{name}.toml"
+    toml.write_text(tomli_w.dumps(config))
+    err = tmp / f"{name}.err"
+    with err.open("ab") as errors:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge.main", "--config", str(toml),
+            cwd=str(REPO), stdout=asyncio.subprocess.DEVNULL, stderr=errors,
+        )  # fmt: skip
+    edge = EdgeProcess(f"http://127.0.0.1:{config['port']}", proc)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(600):  # until it serves
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{edge.url}/readyz") as r:
+                        if r.status == 200:
+                            return edge
+                if proc.returncode is not None:
+                    raise RuntimeError(f"the edge exited: {err.read_text()}")
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"the edge is not ready: {err.read_text()}")
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        raise
+
+
 @contextlib.asynccontextmanager
 async def edge_process(sp: Spillover, tmp: Path) -> AsyncIterator[str]:
     """An edge process in front of ``sp``'s etcd, ready; yields its URL."""
-    import aiohttp
-
-    port = free_port()
-    await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
-    toml = tmp / "edge.toml"
-    toml.write_text(
-        f'region = "us-east-1"\nport = {port}\nauth = false\n'
-        '[[regions]]\nname = "us-east-1"\nlat = 39.0\nlon = -77.5\n'
-        f'[etcd]\nendpoints = ["{sp.etcd.endpoints[0]}"]\nroot = "/bench"\n'
-        f"quota_bytes = {sp.config.quota_bytes}\n"
-        f'[blobs]\ndir = "{tmp / "edge-blobs"}"\n'
-    )
-    errors = (tmp / "edge.err").open("wb")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edge.main", "--config", str(toml),
-        cwd=str(REPO), stdout=asyncio.subprocess.DEVNULL, stderr=errors,
-    )  # fmt: skip
-    errors.close()
-    base = f"http://127.0.0.1:{port}"
+    config = {
+        "region": REGION, "port": free_port(), "auth": False,
+        "regions": [{"name": REGION, "lat": 39.0, "lon": -77.5}],
+        "etcd": {"endpoints": [sp.etcd.endpoints[0]], "root": "/bench",
+                 "quota_bytes": sp.config.quota_bytes},
+        "blobs": {"dir": str(tmp / "edge-blobs")},
+    }  # fmt: skip
+    edge = await start_edge(config, tmp)
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):  # until it serves
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{base}/readyz") as r:
-                        if r.status == 200:
-                            break
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the edge exited: {(tmp / 'edge.err').read_text()}")
-                await asyncio.sleep(0.1)
-            else:
-                raise TimeoutError(f"the edge is not ready: {(tmp / 'edge.err').read_text()}")
-        yield base
+        yield edge.url
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await proc.wait()
+        if edge.process.returncode is None:
+            edge.process.terminate()
+        await edge.process.wait()

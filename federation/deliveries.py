@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from federation import keys
-from federation.claims import step
+from federation.claims import Held, step
 from federation.etcd import KV, absent, delete, get, put, value_is
 from federation.queue import Queue
 from federation.task import WebhookDelivery, partition_of
@@ -77,8 +77,8 @@ async def release(queue: Queue, task_id: str, me: str) -> None:
 async def released(queue: Queue, partition: str) -> AsyncIterator[str]:
     """Ids of tasks whose delivery claim went (its chain ended, or its holder's lease lapsed),
     as it goes; after a watch gap, the claims no longer listed."""
-    held: frozenset[bytes] = frozenset()
+    held: dict[bytes, Held] = {}
     async for item in queue.etcd(partition).list_watch(keys.hook_claims(queue.root, partition)):
-        held, gone = step(held, item)
+        held, gone = step(held, item, 0.0)  # when each was first seen does not matter here
         for key in gone:
             yield keys.task_id_of(key)

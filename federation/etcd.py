@@ -304,22 +304,47 @@ class Etcd:
         keys_only: bool = False,
         revision: int = 0,
     ) -> tuple[list[KV], int, bool]:
-        """One page of ``[key, range_end)``: (kvs, header revision, more)."""
-        request = rpc.RangeRequest(
-            key=key, range_end=range_end, limit=limit, keys_only=keys_only, revision=revision
+        """One page of ``[key, range_end)``: (kvs, header revision, more). It may hold fewer
+        than ``limit`` keys (:meth:`_paged`)."""
+        kvs, revision, more, _ = await self._paged(
+            key, range_end, limit=limit, keys_only=keys_only, revision=revision
         )
-        r = await self._stub("range", "kvstub", "Range", request, retry=True)
-        return [_kv(kv) for kv in r.kvs], int(r.header.revision), bool(r.more)
+        return kvs, revision, more
 
     async def page(
         self, key: bytes, range_end: bytes, *, limit: int, revision: int = 0
     ) -> tuple[list[KV], int, bool, int]:
         """One page of ``[key, range_end)`` and how many keys the range holds: (kvs, header
         revision, more, count). etcd 3.4 walks the whole range to answer either (``scan.py``)."""
-        request = rpc.RangeRequest(key=key, range_end=range_end, limit=limit, revision=revision)
-        r = await self._stub("range", "kvstub", "Range", request, retry=True)
-        kvs = [_kv(kv) for kv in r.kvs]
-        return kvs, int(r.header.revision), bool(r.more), int(r.count)
+        return await self._paged(key, range_end, limit=limit, revision=revision)
+
+    async def _paged(
+        self,
+        key: bytes,
+        range_end: bytes,
+        *,
+        limit: int,
+        keys_only: bool = False,
+        revision: int = 0,
+    ) -> tuple[list[KV], int, bool, int]:
+        """A page too large for gRPC's 4 MiB receive limit is read again in halves (records
+        are not bounded: 1,000 records of 7 KiB, a long Content-Type each, are 7 MB, and every
+        listing of them failed for good); callers page on ``more``. One value (etcd's
+        ``--max-request-bytes``, 1.5 MiB by default) always fits. A range request is tiny, so
+        "larger than max" on one is about its reply, never the request."""
+        while True:
+            request = rpc.RangeRequest(
+                key=key, range_end=range_end, limit=limit, keys_only=keys_only, revision=revision
+            )
+            try:
+                r = await self._stub("range", "kvstub", "Range", request, retry=True)
+            except Rejected as e:
+                if _TOO_LARGE not in str(e) or limit <= 1:  # unpaged (0) or one value: no help
+                    raise
+                limit //= 2
+                continue
+            kvs = [_kv(kv) for kv in r.kvs]
+            return kvs, int(r.header.revision), bool(r.more), int(r.count)
 
     async def count(self, prefix: bytes) -> int:
         """How many keys start with ``prefix`` (etcd counts them; none is sent)."""
@@ -478,11 +503,11 @@ def _refusal(op: str, e: aetcd.ClientError) -> Exception:
     """What etcd's refusal means for the caller. Out of space and over-size requests are not
     outages: retrying them as if etcd were down would only repeat the refusal."""
     text = str(e)
-    if "database space exceeded" in text:
+    if _NO_SPACE in text:
         return StorageFull(f"etcd is out of space (NOSPACE alarm) on {op}", retry_after=10)
     if "permission denied" in text or "user not found" in text:  # RBAC (``etcd_rbac.py``)
         return PermissionDenied(f"etcd refused {op}: {text} (this process's etcd user may not)")
-    if isinstance(e, aetcd.InvalidArgumentError) or "larger than max" in text:
+    if isinstance(e, aetcd.InvalidArgumentError) or _TOO_LARGE in text:
         return Rejected(f"etcd refused {op}: {text}")
     return Unavailable(f"etcd refused {op}: {text}")
 

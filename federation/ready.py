@@ -28,6 +28,10 @@ PAGE = 500
 # The depth past the head is counted by etcd, which walks it all (``scan.py``): at most every
 # 2 s, and no more often than 50 times the count took (a million queued: every ~20 s).
 COUNT_EVERY, COUNT_SHARE = 2.0, 50
+# An entry a claim tried and did not win is skipped this long, or until its key changes: a peer
+# that won it is seen on the watch within ms (the entry goes then); a claim txn refused as a whole
+# (a lease etcd expired while we were paused, an election) leaves it queued, to be tried again.
+RETRY_AFTER = 0.5
 
 
 class Head:
@@ -158,6 +162,7 @@ class ReadyView:
         self.changed = asyncio.Event()
         self.synced: dict[str, asyncio.Event] = {p: asyncio.Event() for p in self.partitions}
         self._low: dict[str, asyncio.Event] = {p: asyncio.Event() for p in self.partitions}
+        self._tried: dict[bytes, tuple[int, float]] = {}  # key: (mod revision, skipped until)
 
     @property
     def entries(self) -> dict[bytes, ReadyEntry]:
@@ -192,12 +197,13 @@ class ReadyView:
                 continue
             self.changed.set()
             self.synced[partition].set()
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._watch(etcd, prefix, head, revision))
-                    tg.create_task(self._refill(etcd, prefix, head, self._low[partition]))
-            except* Compacted:
-                pass
+            # The watch returns once behind compaction: the refill stops and all starts over.
+            # (Not a TaskGroup whose failure is caught: on Python 3.11 that leaves this task
+            # counted as cancelling, and its next etcd call raised CancelledError: the view died.)
+            async with asyncio.TaskGroup() as tg:
+                refill = tg.create_task(self._refill(etcd, prefix, head, self._low[partition]))
+                await self._watch(etcd, prefix, head, revision, self._low[partition])
+                refill.cancel()
 
     async def _list(self, etcd: Etcd, prefix: bytes, head: Head) -> int:
         """Read windows after ``head.scanned`` until the head is full or the partition read;
@@ -225,10 +231,16 @@ class ReadyView:
             head.total = await etcd.count(prefix)
         return max(COUNT_EVERY, COUNT_SHARE * (time.monotonic() - started))
 
-    async def _watch(self, etcd: Etcd, prefix: bytes, head: Head, revision: int) -> None:
-        async for event in etcd.watch(prefix, revision + 1):
-            head.apply(event)
-            self.changed.set()
+    async def _watch(
+        self, etcd: Etcd, prefix: bytes, head: Head, revision: int, low: asyncio.Event
+    ) -> None:
+        """Apply the partition's changes to ``head`` until the watch falls behind compaction."""
+        with contextlib.suppress(Compacted):
+            async for event in etcd.watch(prefix, revision + 1):
+                head.apply(event)
+                if head.wants_more:  # peers claimed it low
+                    low.set()
+                self.changed.set()
 
     async def _refill(self, etcd: Etcd, prefix: bytes, head: Head, low: asyncio.Event) -> None:
         """Read more when claims left the head half empty; while a backlog lies beyond it,
@@ -264,25 +276,38 @@ class ReadyView:
         if n <= 0:
             return []
         rules = rules or ClaimRules(claimer.region)
-        # At most one claim txn's worth: every entry in ``order`` is tried (and so dropped
-        # below); an entry dropped untried would never come back, its task queued for good.
-        order = claim_order(
-            self.entries.values(), rules, self.queue.clock(), rank=rank, n_claimers=n_claimers
-        )[: min(n, MAX_BATCH)]
+        now = self.queue.clock()
+        self._tried = {k: t for k, t in self._tried.items() if now < t[1]}
+        candidates = [e for e in self.entries.values() if not self._skipped(e)]
+        # At most one claim txn's worth, so every entry in ``order`` is tried.
+        order = claim_order(candidates, rules, now, rank=rank, n_claimers=n_claimers)[
+            : min(n, MAX_BATCH)
+        ]
         by_partition: dict[str, list[ReadyEntry]] = {}
         for e in order:
             by_partition.setdefault(e.record.partition, []).append(e)
         claimed: list[Claim] = []
         for entries in by_partition.values():
-            claimed.extend(await self.queue.claim(claimer, entries))
-        # Entries we tried leave the view whether we won them or not, so a lost race is not
-        # retried in a loop; a peer that changed one instead sends a watch event that puts it
-        # back. If that event came while our claim was in flight, the view already holds the
-        # newer entry: it stays (only the very entry we tried goes).
-        for e in order:
-            head = self.heads[e.record.partition]
-            if head.held.get(e.key) is e:
-                del head.held[e.key]
-            if head.wants_more:
-                self._low[e.record.partition].set()
+            won = await self.queue.claim(claimer, entries)
+            claimed.extend(won)
+            ids = {c.record.id for c in won}
+            for e in entries:
+                if e.record.id in ids:
+                    self._won(e)
+                else:  # lost to a peer (its watch event removes it), or refused whole: kept
+                    self._tried[e.key] = (e.mod_revision, now + RETRY_AFTER)
         return claimed
+
+    def _skipped(self, e: ReadyEntry) -> bool:
+        tried = self._tried.get(e.key)
+        return tried is not None and tried[0] == e.mod_revision
+
+    def _won(self, e: ReadyEntry) -> None:
+        """A claimed entry leaves the view at once (its delete comes later on the watch). If a
+        newer entry for its key came while the claim was in flight, that one stays: only the
+        very entry we tried goes."""
+        head = self.heads[e.record.partition]
+        if head.held.get(e.key) is e:
+            del head.held[e.key]
+        if head.wants_more:
+            self._low[e.record.partition].set()

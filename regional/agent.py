@@ -19,7 +19,6 @@ from federation.apps import AppRegistry
 from federation.appspec import AppSpec
 from federation.blobs import BlobStore
 from federation.blobs.sweep import run_sweeper
-from federation.claims import revoked
 from federation.heartbeat import RegionHeartbeat
 from federation.placement import ClaimRules
 from federation.queue import Claimer, Queue
@@ -30,6 +29,7 @@ from regional.app import AppRunner, Shared, claim_rules, partitions_of, pool_siz
 from regional.autoscale import Autoscaler, RegionView, ScaledApp, run_autoscaler
 from regional.blobs import serve_blobs
 from regional.capacity import AsgCapacity, open_capacity
+from regional.claims import Claims
 from regional.config import RegionConfig
 from regional.metrics import RegionMetrics
 from regional.outcomes import Outcomes
@@ -65,6 +65,8 @@ class Agent:
         self.blobs: BlobStore | None = None  # open while run() runs
         self.capacity: AsgCapacity | None = None  # the region's node group, if it scales nodes
         self.scaler: Autoscaler | None = None  # while autoscale is on
+        running = lambda t: any(t in r.running for r in self.runners.values())  # noqa: E731
+        self.claims = Claims(self.queue, self.claimer, running, self._cancel, clock)
 
     def rules(self, spec: AppSpec) -> ClaimRules:
         known = {p for r in self.runners.values() for p in r.view.partitions}
@@ -99,8 +101,7 @@ class Agent:
                 tg.create_task(sweep)
                 if c.autoscale:
                     tg.create_task(self._autoscale())
-                for p in c.partitions:
-                    tg.create_task(self._follow_revoked(p))
+                tg.create_task(self.claims.run(c.partitions))
         finally:
             for name in list(self.runners):
                 await self.runners.pop(name).stop()
@@ -140,12 +141,10 @@ class Agent:
         self.runners[spec.name] = runner
         log.info("serving app %s (replicas: %d)", spec.name, runner.pool.desired)
 
-    async def _follow_revoked(self, partition: str) -> None:
-        """A claim of ours gone under a running task means it was cancelled (or our lease
-        lapsed): stop running it."""
-        async for task_id in revoked(self.queue, self.claimer, partition):
-            for runner in self.runners.values():
-                runner.cancel(task_id)
+    def _cancel(self, task_id: str) -> None:
+        """A claim of ours went under the task: stop running it."""
+        for runner in self.runners.values():
+            runner.cancel(task_id)
 
     # -- heartbeat and autoscaler --------------------------------------------------------------
 

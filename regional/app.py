@@ -27,7 +27,7 @@ from regional.metrics import RegionMetrics
 from regional.outcomes import GiveBack, Outcomes
 from regional.replicas import Provider
 from regional.replicaset import ReplicaSet
-from regional.taskrun import RunContext, TaskRun
+from regional.taskrun import RunContext, TaskRun, runs_alone
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,10 @@ class AppRunner:
                 await _first(self.view.changed.wait(), self.pool.capacity.wait())
 
     def dispatch(self, claim: Claim) -> None:
-        """Hand a claimed task to the replica with the most free slots."""
-        replica = self.pool.acquire()
+        """Hand a claimed task to a replica (``replicaset.place``; one that runs alone waits
+        for one to itself)."""
+        alone = runs_alone(claim.record)
+        replica = self.pool.acquire(alone)
         if replica is None:  # the replica we counted on died while the claim was in flight
             self._spawn(self.shared.outcomes.settle(claim, GiveBack("no replica free any more")))
             return
@@ -164,7 +166,7 @@ class AppRunner:
         if record.home_region != self.shared.region:
             self.spilled.setdefault(record.home_region, Rate()).record(now)
         self.shared.metrics.started(record)
-        run = TaskRun(claim, replica, self.spec, self._ctx)
+        run = TaskRun(claim, replica, self.spec, self._ctx, alone)
         task = self._spawn(run.run())
         self.running[record.id] = (run, task)
         task.add_done_callback(lambda _: self._ended(record.id, run))

@@ -40,6 +40,9 @@ class Replica:
     stub: pb_grpc.ReplicaStub | None = None
     busy: int = 0
     draining: bool = False  # chosen for scale-in: takes no new work, exits when idle
+    # Tasks waiting here to run alone (their last attempt, ``replicaset.alone_turn``): while
+    # there are any, it takes no new claims and drains to them; they run one at a time.
+    reserved: int = 0
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     watcher: asyncio.Task[None] | None = None  # sets ``exited``; referenced so it is not collected
 

@@ -3,7 +3,15 @@ chosen for scale-in and stop them once idle, towards ``desired``; and hand out t
 
 A slot is taken for each task sent to a replica (``acquire``) and given back as soon as the
 replica answers (``free``), while the outcome is still being written. Which replicas to start,
-drain and stop is a pure function of the set (:func:`plan`).
+drain and stop is a pure function of the set (:func:`plan`), and so is where a task goes
+(:func:`place`).
+
+A task's last attempt, if it ran before, runs alone on its replica (``reserve``, then ``turn``).
+A task that kills its replica takes the tasks beside it down, each charged an attempt: beside a
+poison task at each of its attempts, innocent tasks used up their attempts and failed
+``replica_lost`` with it. Run alone at the end, the culprit fails by itself. The replica it waits
+on takes no new claims and drains to it; if the replica goes first, the wait moves (uncharged:
+the task never ran there).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Collection, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
@@ -39,11 +47,36 @@ def plan(
     live = [r for r in replicas if not r.draining]
     start = max(0, desired - len(live) - starting)
     surplus = len(live) + starting - desired
-    drain = tuple(sorted(live, key=lambda r: r.busy)[: max(0, surplus)])
+    # A replica a task waits on to run alone last: its wait would only move.
+    drain = tuple(sorted(live, key=lambda r: (r.reserved > 0, r.busy))[: max(0, surplus)])
     stop = tuple(
         r for r in replicas if (r.draining or r in drain) and r.busy == 0 and r.id not in stopping
     )
     return Plan(start, drain, stop)
+
+
+def place(replicas: Sequence[Replica]) -> Replica | None:
+    """Where a claimed task goes: the replica with the most free slots; one that drains to a
+    task waiting to run alone only if no other has room (that drain must end: under a steady
+    load the waiting task would be starved by the tasks placed beside it)."""
+    best = max(replicas, key=lambda r: (r.free > 0 and not r.reserved, r.free), default=None)
+    return best if best is not None and best.free > 0 else None
+
+
+def quietest(replicas: Sequence[Replica]) -> Replica | None:
+    """Where a task waits to run alone: the live replica that drains to it soonest (the fewest
+    tasks waiting there, then running)."""
+    live = [r for r in replicas if r.ready and not r.draining]
+    return min(live, key=lambda r: (r.reserved, r.busy), default=None)
+
+
+def alone_turn(replica: Replica, replicas: Sequence[Replica]) -> Literal["run", "wait"] | Replica:
+    """For a task waiting on ``replica`` to run alone: "run" once nothing runs there, "wait"
+    while something does; if the replica went (exited, drained), the one to wait on instead,
+    or "wait" until there is one."""
+    if replica.ready and not replica.draining:
+        return "run" if replica.busy == 0 else "wait"
+    return quietest(replicas) or "wait"
 
 
 class ReplicaSet:
@@ -64,6 +97,7 @@ class ReplicaSet:
         self.starting = 0
         self.changed = asyncio.Event()  # for the supervisor: a replica came, went or drained
         self.capacity = asyncio.Event()  # for the dispatcher: a slot may have freed
+        self.turns = asyncio.Event()  # the same, for tasks waiting to run alone
         self._stopping: set[str] = set()  # replicas a stop was sent to
         self._broken: set[str] = set()  # replicas retired for a broken call
         self._tasks: set[asyncio.Task[None]] = set()
@@ -72,7 +106,8 @@ class ReplicaSet:
 
     @property
     def free_slots(self) -> int:
-        return sum(r.free for r in self.replicas)
+        """Slots to claim for: a replica a task waits on to run alone is left out (it drains)."""
+        return sum(r.free for r in self.replicas if not r.reserved)
 
     @property
     def busy_slots(self) -> int:
@@ -94,17 +129,29 @@ class ReplicaSet:
         """The ready replicas' processes (local ones): for the cpu and memory metrics."""
         return tuple(r.process.pid for r in self.ready_replicas if r.process is not None)
 
-    def acquire(self) -> Replica | None:
-        """A slot on the replica with the most free ones; None if none is free any more (the
-        replica counted on died while a claim was in flight)."""
-        replica = max(self.replicas, key=lambda r: r.free, default=None)
-        if replica is None or replica.free <= 0:
-            return None
-        replica.busy += 1
+    def acquire(self, alone: bool = False) -> Replica | None:
+        """A slot where :func:`place` says, or for a task to run alone a replica to wait on
+        (:meth:`turn` takes its slot); None if none is left (one died while we claimed)."""
+        replica = (quietest if alone else place)(self.replicas)
+        if replica is not None:
+            replica.reserved += alone
+            replica.busy += not alone
         return replica
 
-    def free(self, replica: Replica) -> None:
-        replica.busy -= 1
+    def turn(self, replica: Replica) -> tuple[Replica, bool]:
+        """For a task waiting on ``replica`` to run alone (:func:`alone_turn`): where it waits
+        now (moved if that one went) and whether its turn came (then its slot is taken)."""
+        step = alone_turn(replica, self.replicas)
+        if isinstance(step, Replica):
+            replica.reserved, step.reserved = replica.reserved - 1, step.reserved + 1
+            return self.turn(step)
+        replica.busy += step == "run"
+        return replica, step == "run"
+
+    def free(self, replica: Replica, slot: bool = True, alone: bool = False) -> None:
+        """Give back a slot, and (``alone``) the wait of a task that ran alone or gave up."""
+        replica.busy -= slot
+        replica.reserved -= alone
         self._notify()
 
     def retire(self, replica: Replica) -> None:
@@ -121,6 +168,7 @@ class ReplicaSet:
     def _notify(self) -> None:
         self.changed.set()
         self.capacity.set()
+        self.turns.set()
 
     # -- supervision ---------------------------------------------------------------------------
 

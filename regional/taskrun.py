@@ -3,7 +3,9 @@ events it reports on the way (progress and log lines to etcd, result chunks into
 sink), and its outcome, written fenced by the claim (``outcomes.py``).
 
 The replica's slot is freed the moment it answers, while the outcome is still being written:
-the next claim and this settle overlap instead of taking turns. How a call can end:
+the next claim and this settle overlap instead of taking turns. A task's last attempt, if it ran
+before, first waits until nothing else runs on its replica (``replicaset.py``). How a call can
+end:
 
 | the call ...                                   | outcome                                    |
 |------------------------------------------------|--------------------------------------------|
@@ -28,7 +30,7 @@ from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from federation.blobs import BlobRef, BlobStore, BlobUnavailable, checked, result_name
 from federation.queue import Claim, Queue
-from federation.task import ulid_of
+from federation.task import TaskRecord, ulid_of
 from regional.events import EventPublisher
 from regional.outcomes import Failure, GiveBack, Outcome, Outcomes, Result
 from regional.replicas import Replica
@@ -50,6 +52,12 @@ class RunContext:
     replicas: ReplicaSet
 
 
+def runs_alone(record: TaskRecord) -> bool:
+    """The last attempt of a task that was run before (lost with its replica or its agent):
+    it runs alone, so a task that kills its replica fails by itself at the end."""
+    return record.attempts > 1 and record.attempts >= record.max_attempts
+
+
 def rpc_outcome(code: grpc.StatusCode, max_runtime: float) -> Failure | None:
     """What a call that ended with ``code`` means for its task: a failure, or None when the
     replica broke (the task is given back, not failed)."""
@@ -59,7 +67,9 @@ def rpc_outcome(code: grpc.StatusCode, max_runtime: float) -> Failure | None:
 
 
 class TaskRun:
-    def __init__(self, claim: Claim, replica: Replica, spec: AppSpec, ctx: RunContext) -> None:
+    def __init__(
+        self, claim: Claim, replica: Replica, spec: AppSpec, ctx: RunContext, alone: bool = False
+    ) -> None:
         self.claim = claim
         self.replica = replica
         self.spec = spec
@@ -70,12 +80,16 @@ class TaskRun:
         self.events: EventPublisher | None = None  # most tasks report none: no extra writes
         self.call: Any = None
         self.feeding: asyncio.Task[None] | None = None
-        self.slot_held = True
+        # A task that runs alone (``runs_alone``) waits for its turn on the replica reserved
+        # for it before it takes a slot.
+        self.alone = alone
+        self.slot_held = not alone
         # Past the answer: a revoked claim no longer stops it (the fenced write decides).
         self.settling = False
 
     async def run(self) -> None:
         try:
+            await self._turn()
             outcome = await self._ask()
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -94,6 +108,16 @@ class TaskRun:
             await self._end()
         self.settling = True
         await self.ctx.outcomes.settle(self.claim, outcome)
+
+    async def _turn(self) -> None:
+        """For a task that runs alone: wait until nothing else runs on its replica (if the
+        replica goes meanwhile, on another; the task never ran there: nothing is charged)."""
+        replicas = self.ctx.replicas
+        while not self.slot_held:
+            self.replica, self.slot_held = replicas.turn(self.replica)
+            if not self.slot_held:
+                replicas.turns.clear()  # no await since the look: no notice is missed
+                await replicas.turns.wait()
 
     async def _ask(self) -> Outcome:
         """Run the call until the replica answers; free its slot then."""
@@ -170,9 +194,11 @@ class TaskRun:
         return GiveBack(f"replica {self.replica.id} died ({how})")
 
     def _free(self) -> None:
-        if self.slot_held:
-            self.slot_held = False
-            self.ctx.replicas.free(self.replica)
+        """Give the slot back, and the replica's reservation of a task that ran alone (or was
+        cancelled while it waited: then it held no slot)."""
+        if self.slot_held or self.alone:
+            self.ctx.replicas.free(self.replica, slot=self.slot_held, alone=self.alone)
+            self.slot_held = self.alone = False
 
     async def _end(self) -> None:
         if self.call is not None:

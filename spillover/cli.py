@@ -37,6 +37,10 @@ def bench(argv: list[str]) -> None:
     from_checkout("bench", "benchmarks.__main__", argv)
 
 
+def chaos(argv: list[str]) -> None:
+    from_checkout("chaos", "benchmarks.chaos.__main__", argv)
+
+
 def from_checkout(command: str, module: str, argv: list[str]) -> None:
     """Run ``module``'s ``main(argv)`` from the repository this package was installed from
     (``pip install -e``), else from the one in the current directory; say what to do when

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -69,6 +70,11 @@ class Worker:
         async for _ in body:
             break
         raise ValueError("refused after one chunk")
+
+    def poison(self, payload: bytes, ctx: Any) -> bytes:
+        """Kills the replica that runs it, every time."""
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
 
     def boom(self, payload: bytes, ctx: Any) -> bytes:
         raise ValueError("bad input: " + payload.decode())

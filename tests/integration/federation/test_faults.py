@@ -16,7 +16,7 @@ import pytest
 from federation import keys
 from federation.errors import Unavailable
 from federation.etcd import Compacted, Etcd, Snapshot
-from federation.queue import Claimer, Queue
+from federation.queue import Claim, Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import run_reaper
 from federation.task import State
@@ -25,6 +25,7 @@ from spillover.local.etcd import LocalEtcd
 from tests.conftest import make_config
 from tests.factories import task
 from tests.integration.federation.helpers import claim_until, following
+from tests.tcp_proxy import TcpProxy
 from tests.waiting import until
 
 P = "us-east-1"
@@ -240,3 +241,59 @@ async def test_a_call_cut_short_by_another_calls_failover_is_unavailable_not_can
     finally:
         os.kill(member.pid, signal.SIGCONT)
         await etcd.close()
+
+
+async def test_a_claim_refused_as_a_whole_leaves_its_tasks_in_the_view(queue: Queue) -> None:
+    # A claimer paused past its TTL comes back with a lease etcd has expired: its next claim txn
+    # is refused whole ("requested lease not found"). The view dropped every entry it had tried,
+    # as if peers had won them, and nothing put them back: the tasks sat queued forever.
+    records = [task(P) for _ in range(3)]
+    for r in records:
+        await queue.enqueue(r, b"")
+    claimer = Claimer("paused", P, ttl=2)
+    etcd = queue.etcd(P)
+    session = await claimer.session(etcd)
+    async with following(ReadyView(queue, "demo", [P])) as view:
+        await etcd.revoke(session.lease)  # expired while the claimer slept, unbeknown to it
+        assert await view.claim(claimer, 3) == []
+        session.lost.set()  # its keeper notices at its next refresh
+        held: list[Claim] = []
+
+        async def all_held() -> bool:  # retried by time, as the agent's dispatcher does
+            held.extend(await view.claim(claimer, 3 - len(held)))
+            return len(held) == 3
+
+        await until(all_held, timeout=10)
+    assert {c.record.id for c in held} == {r.id for r in records}
+    await claimer.close()
+
+
+async def test_a_ready_view_behind_compaction_lists_again_and_claims_on(
+    etcd1: LocalEtcd, root: str
+) -> None:
+    # The view's watch breaks and can resume only after its revision was compacted: it lists
+    # again. On Python 3.11 the TaskGroup that caught Compacted left the view's task counted as
+    # cancelling, so its next etcd call raised CancelledError and the view died: every task
+    # queued after stayed queued (the reliability suite's compaction scenario).
+    near = Queue(Clusters(make_config(etcd1, root)))
+    proxy = await TcpProxy(("127.0.0.1", etcd1.members[0].client_port)).start()
+    config = make_config(etcd1, root).model_copy(update={"endpoints": (proxy.endpoint,)})
+    far = Queue(Clusters(config))
+    claimer = Claimer("far", P)
+    try:
+        async with following(ReadyView(far, "demo", [P])) as view:
+            proxy.cut()  # no new connection passes...
+            await proxy.reset()  # ...and the open ones (the view's watch) are gone
+            records = [task(P) for _ in range(3)]
+            for r in records:
+                await near.enqueue(r, b"")
+            etcd = near.etcd(P)
+            await etcd.compact((await etcd.range(b"\0", b"\0", limit=1))[1])
+            proxy.heal()
+            held = await claim_until(view, claimer, 3, timeout=20)
+        assert {c.record.id for c in held} == {r.id for r in records}
+    finally:
+        await claimer.close()
+        await far.clusters.close()
+        await near.clusters.close()
+        await proxy.close()

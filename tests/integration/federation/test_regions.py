@@ -27,7 +27,7 @@ from spillover.local.etcd import LocalEtcd
 from tests.factories import task
 from tests.integration.conftest import REPO
 from tests.integration.edge.test_edge import start_edge
-from tests.tcp_delay import DelayProxy
+from tests.tcp_proxy import TcpProxy
 from tests.waiting import until
 
 pytestmark = pytest.mark.slow
@@ -63,7 +63,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             endpoints=tuple(control.endpoints), timeout=2.0,
             partitions={US: tuple(us.endpoints), EU: tuple(eu.endpoints)},
         )  # fmt: skip
-        proxies = [await DelayProxy(endpoint(c), WAN_ONE_WAY).start() for c in (control, us)]
+        proxies = [await TcpProxy(endpoint(c), WAN_ONE_WAY).start() for c in (control, us)]
         far = near.model_copy(update={
             "endpoints": (proxies[0].endpoint,),
             "partitions": {US: (proxies[1].endpoint,), EU: tuple(eu.endpoints)},

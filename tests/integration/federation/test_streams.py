@@ -4,11 +4,12 @@ after a gap: the watch fell behind compaction and what it missed must not be los
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from federation.claims import revoked
+from federation.claims import OwnClaims, own_claims
 from federation.finished import Finished, Following, finished
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
@@ -74,22 +75,32 @@ async def test_finished_tasks_replay_then_follow_and_a_gap_is_announced(queue: Q
         await claimer.close()
 
 
-async def test_revoked_claims_come_as_they_go(queue: Queue) -> None:
+async def test_own_claims_come_as_they_are_made_and_revoked_as_they_go(queue: Queue) -> None:
     claimer = Claimer("c1", P)
-    gone = revoked(queue, claimer, P)
-    pending = asyncio.ensure_future(anext(gone))  # followed from before the first claim
+    stream = own_claims(queue, claimer, P, time.time)
+
+    async def revoked() -> list[str]:
+        while not (change := await asyncio.wait_for(anext(stream), 10)).revoked:
+            pass
+        return change.revoked
+
+    assert await anext(stream) == OwnClaims({}, [])  # followed from before the first claim
     records = [task(P) for _ in range(3)]
     for r in records:
         await queue.enqueue(r, b"x")
     try:
         async with following(ReadyView(queue, "demo", [P])) as view:
             claims = {c.record.id: c for c in await claim_until(view, claimer, 3)}
+        held = (await anext(stream)).held
+        while len(held) < 3:
+            held = (await asyncio.wait_for(anext(stream), 10)).held
+        assert {held[c.key].token for c in claims.values()} == {c.token for c in claims.values()}
         await queue.cancel(records[0].id)  # a client's cancel deletes the claim
-        assert await asyncio.wait_for(pending, 10) == records[0].id
+        assert await revoked() == [records[0].id]
         await queue.complete(claims[records[1].id], b"y", "text/plain")  # settled by us
-        assert await asyncio.wait_for(anext(gone), 10) == records[1].id
+        assert await revoked() == [records[1].id]
         await queue.release(claims[records[2].id], "draining")
-        assert await asyncio.wait_for(anext(gone), 10) == records[2].id
+        assert await revoked() == [records[2].id]
     finally:
-        await gone.aclose()
+        await stream.aclose()
         await claimer.close()

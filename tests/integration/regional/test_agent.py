@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from federation import keys
+from federation.errors import Unavailable
+from federation.placement import ReadyEntry
+from federation.queue import decode
 from federation.task import State
 from regional.agent import Agent
 from tests.apps.worker import pattern
@@ -278,3 +281,92 @@ async def test_a_10_mb_error_message_is_stored_cut_to_4_kib_with_a_marker(harnes
     assert done.error.message.startswith("ValueError: xxx")
     assert len(done.error.message.encode()) <= 4096
     assert done.error.message.endswith("[truncated: 10000012 bytes]")
+
+
+@pytest.mark.parametrize(
+    ("function", "write", "state"),
+    [("echo", "complete", State.SUCCEEDED), ("boom", "fail", State.FAILED)],
+)
+async def test_an_outcome_etcd_refused_during_an_election_is_written_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, function: str, write: str, state: State
+) -> None:
+    # During an election etcd refuses a txn ("leader changed", a channel closed on failover).
+    # The agent gave the outcome up while its lease lived on, so no reaper requeued the task:
+    # it stayed "running" forever (2 of 280 tasks in the chaos suite's leader-kill scenario).
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    real = getattr(agent.queue, write)
+    refused: list[str] = []
+
+    async def refused_once(*args: Any) -> Any:
+        if not refused:
+            refused.append(write)
+            raise Unavailable("etcd refused txn: etcdserver: leader changed")
+        return await real(*args)
+
+    monkeypatch.setattr(agent.queue, write, refused_once)
+    record = await harness.submit("worker", function, b"x")
+    done = await harness.result(record, timeout=15)
+    assert refused == [write]
+    assert done.state is state and done.attempts == 1
+
+
+async def test_a_poison_task_fails_alone_and_the_tasks_beside_it_succeed(harness: Harness) -> None:
+    # A task that kills its replica takes the tasks beside it down, and each is requeued with an
+    # attempt used. Beside the poison at every one of its attempts, innocent tasks used up
+    # max_attempts and failed replica_lost with it (the chaos suite's poison scenario).
+    await harness.apps.put(worker_spec())  # one replica of 4 slots: all four share it
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    innocent = [await harness.submit("worker", "sleep", {"seconds": 1.0}) for _ in range(3)]
+    poison = await harness.submit("worker", "poison", b"")
+    bad = await harness.result(poison, timeout=60)
+    assert bad.state is State.FAILED and bad.error is not None
+    assert bad.error.code == "replica_lost" and bad.attempts == 3
+    for r in innocent:
+        done = await harness.result(r, timeout=60)
+        assert done.state is State.SUCCEEDED, done.error
+
+
+async def test_a_task_cancelled_while_it_waits_to_run_alone_gives_its_replica_back(
+    harness: Harness,
+) -> None:
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    pool = agent.runners["worker"].pool
+    busy = await harness.submit("worker", "sleep", {"seconds": 1.5})
+    await until(lambda: pool.busy_slots == 1)
+    alone = await harness.submit("worker", "echo", b"alone", attempts=1, max_attempts=2)
+    await until(lambda: any(r.reserved for r in pool.replicas))  # waiting for the sleep to end
+    await harness.queue.cancel(alone.id)
+    assert (await harness.result(busy)).state is State.SUCCEEDED
+    await until(lambda: pool.free_slots == 4)  # nothing left counted busy, nor closed
+    again = await harness.submit("worker", "echo", b"again")
+    assert (await harness.result(again)).state is State.SUCCEEDED
+
+
+async def test_a_claim_applied_behind_the_agents_back_is_given_back(harness: Harness) -> None:
+    # A claim txn whose call was cut (a failover closed its channel) may still be applied by
+    # etcd after the agent read its claims back and found none: Raft commits a proposal already
+    # on its way. The task sat "running" under the agent's live lease with nobody running it,
+    # and no reaper requeues a claim that lives (the chaos suite's leader scenario, full form).
+    await harness.apps.put(worker_spec(replica_concurrency=1))
+    agent = await harness.start_agent()
+    agent.claims.grace = 0.5
+    await harness.ready(agent, "worker", 1)
+    busy = await harness.submit("worker", "sleep", {"seconds": 2})  # the only slot: no claims
+
+    async def running() -> bool:
+        return (await harness.queue.get(busy.id)).state is State.RUNNING
+
+    await until(running)
+    late = await harness.submit("worker", "echo", b"late")
+    etcd = harness.clusters.for_partition(REGION)
+    prefix = keys.ready_app(harness.queue.root, REGION, "worker")
+    [kv] = (await etcd.range_all(prefix, keys.prefix_end(prefix)))[0]
+    entry = ReadyEntry(kv.key, kv.mod_revision, decode(kv.value))
+    assert await agent.queue.claim(agent.claimer, [entry])  # the agent's, unbeknown to it
+    done = await harness.result(late, timeout=20)
+    assert done.state is State.SUCCEEDED and done.attempts == 2

@@ -50,6 +50,15 @@ def test_defragment_only_members_with_enough_to_give_back_most_first() -> None:
     assert [m.url for m in to_defragment(space((90, 89)), Level.NOSPACE, 0.7)] == ["m0"]
 
 
+def test_out_of_space_every_member_is_defragmented_after_a_compaction() -> None:
+    """etcd counts what a compaction freed as in use until its next commit, and out of space
+    nothing commits: the figure alone would leave the alarm raised for good."""
+    s = space((90, 90), (90, 89))
+    assert [m.url for m in to_defragment(s, Level.NOSPACE, 0.7)] == ["m1"]
+    assert [m.url for m in to_defragment(s, Level.NOSPACE, 0.7, compacted=True)] == ["m1", "m0"]
+    assert to_defragment(space((90, 90)), Level.HIGH, 0.7, compacted=True) == []
+
+
 def test_a_file_that_alone_keeps_the_level_high_is_defragmented() -> None:
     """Live data under the low watermark, the file over it, too little free for the 5 % rule:
     without this the level would stay high and submits refused for good."""

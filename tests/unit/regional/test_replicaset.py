@@ -9,12 +9,14 @@ from hypothesis import strategies as st
 
 from federation.appspec import parse_spec
 from regional.replicas import Replica
-from regional.replicaset import ReplicaSet, plan
+from regional.replicaset import ReplicaSet, alone_turn, place, plan
 
 
-def replica(i: int, busy: int = 0, draining: bool = False, capacity: int = 4) -> Replica:
+def replica(
+    i: int, busy: int = 0, draining: bool = False, capacity: int = 4, reserved: int = 0
+) -> Replica:
     stub: Any = object()  # ready: it has a stub and has not exited
-    return Replica(f"r{i}", capacity, stub=stub, busy=busy, draining=draining)
+    return Replica(f"r{i}", capacity, stub=stub, busy=busy, draining=draining, reserved=reserved)
 
 
 def test_it_starts_what_is_missing_counting_those_on_their_way() -> None:
@@ -71,3 +73,54 @@ def test_slots_go_to_the_replica_with_the_most_free_and_come_back_on_free() -> N
     assert (counts.processes, counts.live, counts.ready, counts.slots) == (2, 1, 1, 4)
     b.busy = 4
     assert pool.acquire() is None  # none free any more
+
+
+def test_new_tasks_go_beside_no_task_that_waits_to_run_alone() -> None:
+    waited_on = replica(1, busy=1, reserved=1)  # 3 free, but it drains to a task's last attempt
+    other = replica(2, busy=2)
+    assert place([waited_on, other]) is other
+    # Only it has room: a task claimed in the same batch still goes there (it ends, the drain too).
+    assert place([waited_on, replica(3, busy=4)]) is waited_on
+    assert place([replica(4), other]).id == "r4"  # type: ignore[union-attr]
+    assert place([replica(5, busy=4)]) is None and place([]) is None
+
+
+def test_a_task_runs_alone_once_its_replica_runs_nothing_and_moves_if_it_went() -> None:
+    here, quiet, busy = replica(1, busy=2, reserved=1), replica(2, busy=1), replica(3, busy=3)
+    assert alone_turn(here, [here, quiet, busy]) == "wait"
+    here.busy = 0
+    assert alone_turn(here, [here, quiet, busy]) == "run"
+    here.draining = True  # drained (or died) while the task waited: it waits where it ends soonest
+    assert alone_turn(here, [here, quiet, busy]) is quiet
+    assert alone_turn(here, [here]) == "wait"  # until a replacement is up
+
+
+def test_tasks_that_run_alone_take_turns_and_give_their_wait_back() -> None:
+    pool = ReplicaSet(spec(), "us-east-1", provider=None, desired=1)  # type: ignore[arg-type]
+    r = replica(1, busy=1)
+    pool.replicas = [r]
+    first, second = pool.acquire(alone=True), pool.acquire(alone=True)
+    assert first is second is r and r.reserved == 2 and r.busy == 1
+    assert pool.free_slots == 0  # it takes no new claims: it drains to them
+    assert pool.turn(r) == (r, False)  # the task placed before still runs
+    pool.free(r)
+    assert pool.turn(r) == (r, True) and r.busy == 1  # the first runs alone...
+    assert pool.turn(r) == (r, False)  # ...and the second waits its turn
+    pool.free(r, alone=True)
+    assert pool.turn(r) == (r, True)
+    pool.free(r, alone=True)
+    assert (r.busy, r.reserved, pool.free_slots) == (0, 0, 4)
+    waiting = pool.acquire(alone=True)
+    assert waiting is r
+    pool.free(r, slot=False, alone=True)  # cancelled while it waited: it held no slot
+    assert (r.busy, r.reserved, pool.free_slots) == (0, 0, 4)
+    s = replica(2, busy=1)
+    pool.replicas = [r, s]
+    assert pool.acquire(alone=True) is r  # the one that drains soonest
+    pool.retire(r)  # its call broke before the task's turn: the wait moves, uncharged
+    assert pool.turn(r) == (s, False) and (r.reserved, s.reserved) == (0, 1)
+
+
+def test_a_replica_waited_on_is_drained_last() -> None:
+    rs = [replica(1, reserved=1), replica(2, busy=2)]
+    assert [r.id for r in plan(rs, starting=0, desired=1, stopping=set()).drain] == ["r2"]
