@@ -24,7 +24,15 @@ from benchmarks.client import client
 from benchmarks.payload import payload
 from benchmarks.regional import pct
 from benchmarks.report import SLOTS, Report
-from benchmarks.sides import Celery, Spillover, cpu_seconds, edge_process, rss_mib, tree
+from benchmarks.sides import (
+    Celery,
+    Spillover,
+    cpu_seconds,
+    edge_process,
+    rss_mib,
+    run_log,
+    tree,
+)
 
 # -- 1. dispatch -----------------------------------------------------------------------------
 
@@ -189,20 +197,20 @@ async def loss(tmp: Path, report: Report, n: int = 40, run: float = 1.0) -> None
         note="within 60 s",
     )
     twice = report.row("tasks run to completion twice", "tasks")
-    log = tmp / "runs-s.log"
-    sp = await Spillover(tmp / "l", SLOTS).start(runs_log=log)
-    try:
-        records = [await sp.submit("work", {"key": str(i), "seconds": run}) for i in range(n)]
-        await asyncio.sleep(2.5)
-        assert sp.agent is not None
-        os.kill(sp.agent.pid, signal.SIGKILL)  # the agent; its replicas die with it
-        sp.agent.wait()
-        sp.start_agent()
-        done = await asyncio.gather(*(sp.result(r, timeout=60) for r in records))
-        s_lost = sum(d is None for d in done)
-    finally:
-        await sp.close()
-    s_twice = _twice(log)
+    with run_log() as log:
+        sp = await Spillover(tmp / "l", SLOTS).start(runs_log=log)
+        try:
+            records = [await sp.submit("work", {"key": str(i), "seconds": run}) for i in range(n)]
+            await asyncio.sleep(2.5)
+            assert sp.agent is not None
+            os.kill(sp.agent.pid, signal.SIGKILL)  # the agent; its replicas die with it
+            sp.agent.wait()
+            sp.start_agent()
+            done = await asyncio.gather(*(sp.result(r, timeout=60) for r in records))
+            s_lost = sum(d is None for d in done)
+        finally:
+            await sp.close()
+        s_twice = _twice(log)
     notes = []
     c_lost = c_twice = 0.0
     settings: tuple[tuple[str, dict[str, Any]], ...] = (

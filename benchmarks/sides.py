@@ -14,8 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,22 @@ async def serving(
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"{replicas} replicas of {app} not serving in {region} after {timeout} s")
+
+
+@contextlib.contextmanager
+def run_log() -> Iterator[Path]:
+    """An empty file any user may append to, in a directory of its own any user may enter;
+    removed afterwards. Replicas run as their app's own user when the agent runs as root, so a
+    handler's log of its runs cannot live in the benchmark's private temporary directory."""
+    directory = Path(tempfile.mkdtemp(prefix="spillover-runs-"))
+    try:
+        directory.chmod(0o711)
+        log = directory / "runs.log"
+        log.touch()
+        log.chmod(0o666)
+        yield log
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Spillover:

@@ -19,7 +19,7 @@ from typing import Any
 import tomli_w
 
 from benchmarks.chaos.workload import RUNS_ENV
-from benchmarks.sides import EdgeProcess, app_loads, serving, start_edge, tree
+from benchmarks.sides import EdgeProcess, app_loads, run_log, serving, start_edge, tree
 from federation.apps import AppRegistry
 from federation.appspec import AppSpec, parse_spec
 from federation.heartbeat import AppLoad
@@ -94,7 +94,8 @@ class Federation:
         self.clusters = Clusters(self.config)  # the observer's: straight to etcd
         self.queue = Queue(self.clusters)
         self.proxies: list[TcpProxy] = []
-        self.runs = tmp / "runs.log"
+        self._cleanup = contextlib.ExitStack()
+        self.runs = self._cleanup.enter_context(run_log())  # handlers run as another user
         self.agents: dict[str, AgentProcess] = {}
         self.edges: list[EdgeProcess] = []
         self.spec: AppSpec | None = None
@@ -252,6 +253,7 @@ class Federation:
         for proxy in self.proxies:
             await proxy.close()
         await asyncio.to_thread(self.etcd.close)
+        self._cleanup.close()
 
     # -- faults ---------------------------------------------------------------------------------
 
