@@ -2,8 +2,8 @@
 Worker concurrency is equal on both sides (4 slots: one replica of replica_concurrency 4 against
 a prefork worker of 4 processes); each side runs its defaults unless a row says otherwise.
 
-    spillover bench all | dispatch | throughput | hol | loss | memory | scaleup | payload
-                        | overload | backlog | client
+    spillover bench all | dispatch | throughput | durable | hol | spillover | loss | memory
+                        | scaleup | payload | overload | backlog | client
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from benchmarks.backpressure import backlog, overload
 from benchmarks.client import client
 from benchmarks.payload import payload
 from benchmarks.regional import pct
-from benchmarks.report import SLOTS, Report
+from benchmarks.report import SLOTS, Report, Row
 from benchmarks.sides import (
     Celery,
     Spillover,
@@ -95,18 +95,40 @@ async def throughput(tmp: Path, report: Report, n: int = 1000, reps: int = 2) ->
         rate = report.row(f"throughput, {label} tasks, results fetched", "tasks/s", better="higher")
         cpu = report.row(f"server CPU per {label} task", "ms")
         for rep in range(reps):
-            sp = await Spillover(tmp / f"t{seconds}{slots}{rep}", slots).start()
-            try:
-                s_rate, s_cpu = await _spillover_burst(sp, n, seconds)
-            finally:
-                await sp.close()
-            ce = Celery(tmp / f"tc{seconds}{slots}{rep}", slots).start()
-            try:
-                c_rate, c_cpu = await asyncio.to_thread(_celery_burst, ce, n, seconds)
-            finally:
-                ce.close()
-            rate.add(s_rate, c_rate)
-            cpu.add(s_cpu, c_cpu)
+            await _bursts(tmp / f"t{seconds}{slots}{rep}", rate, cpu, n, seconds, slots)
+
+
+async def durable(tmp: Path, report: Report, n: int = 1000, reps: int = 2) -> None:
+    """No-op throughput against a Celery that keeps what it acknowledged through a crash too:
+    Redis fsyncs every write (broker and results) before answering, as etcd does each commit."""
+    celery = "Celery durable (Redis appendfsync always)"
+    rate = report.row(
+        f"throughput, no-op tasks, results fetched, {celery}",
+        "tasks/s",
+        better="higher",
+        note="Redis --appendonly yes --appendfsync always; Celery defaults otherwise (early ack)",
+    )
+    cpu = report.row(f"server CPU per no-op task, {celery}", "ms")
+    for rep in range(reps):
+        await _bursts(tmp / str(rep), rate, cpu, n, 0.0, SLOTS, durable=True)
+
+
+async def _bursts(
+    tmp: Path, rate: Row, cpu: Row, n: int, seconds: float, slots: int, durable: bool = False
+) -> None:
+    """One burst on each side, ``slots`` a side: tasks/s and server CPU per task."""
+    sp = await Spillover(tmp / "s", slots).start()
+    try:
+        s_rate, s_cpu = await _spillover_burst(sp, n, seconds)
+    finally:
+        await sp.close()
+    ce = Celery(tmp / "c", slots, durable=durable).start()
+    try:
+        c_rate, c_cpu = await asyncio.to_thread(_celery_burst, ce, n, seconds)
+    finally:
+        ce.close()
+    rate.add(s_rate, c_rate)
+    cpu.add(s_cpu, c_cpu)
 
 
 async def _spillover_burst(sp: Spillover, n: int, seconds: float) -> tuple[float, float]:
@@ -151,33 +173,55 @@ async def hol(tmp: Path, report: Report, reps: int = 2) -> None:
         note="Celery: defaults (prefetch 4); tuned = prefetch 1 + acks_late",
     )
     tuned = report.row("the same, Celery tuned (prefetch 1, acks_late)", "s")
+    # Celery as it is run on GPUs: a worker process per GPU, each with its own prefetch.
+    single = report.row(
+        "the same, 4 single-slot replicas / 4 Celery workers × -c 1",
+        "s",
+        note="Spillover: 4 replicas of replica_concurrency 1; Celery: 4 workers, -c 1 each, "
+        "defaults (prefetch 4)",
+    )
     settings: tuple[tuple[str, dict[str, Any]], ...] = (
-        ("Celery (defaults)", {}),
-        ("Celery (prefetch 1, acks_late)", {"prefetch": 1, "acks_late": True}),
+        ("Celery (defaults)", {"concurrency": SLOTS}),
+        (
+            "Celery (prefetch 1, acks_late)",
+            {"concurrency": SLOTS, "prefetch": 1, "acks_late": True},
+        ),
+        ("Celery (4 workers × -c 1)", {"concurrency": 1, "workers": SLOTS}),
     )
     for rep in range(reps):
-        sp = await Spillover(tmp / f"h{rep}", SLOTS).start()
-        try:
-            records = []
-            for i, s in enumerate(_mix()):
-                r = await sp.submit("work", {"key": str(i), "seconds": s})
-                records.append((s, time.time(), r))
-            waits = []
-            for s, t0, r in records:
-                res = await sp.result(r, timeout=120)
-                if s == SHORT:
-                    waits.append(res["started"] - t0)
-        finally:
-            await sp.close()
-        report.waits["Spillover"] = waits  # the plot shows the last repetition
-        for label, kw in settings:
-            ce = Celery(tmp / f"hc{rep}{len(label)}", SLOTS, **kw).start()
+        # the plot shows the last repetition
+        report.waits["Spillover"] = await _spillover_mix(Spillover(tmp / f"h{rep}", SLOTS))
+        report.waits["Spillover (4 replicas × 1 slot)"] = await _spillover_mix(
+            Spillover(tmp / f"h1{rep}", 1, replicas=SLOTS)
+        )
+        for i, (label, kw) in enumerate(settings):
+            ce = Celery(tmp / f"hc{rep}{i}", **kw).start()
             try:
                 report.waits[label] = await asyncio.to_thread(_celery_mix, ce)
             finally:
                 ce.close()
-        row.add(pct(waits, 0.99), pct(report.waits["Celery (defaults)"], 0.99))
-        tuned.add(pct(waits, 0.99), pct(report.waits["Celery (prefetch 1, acks_late)"], 0.99))
+        p99 = {label: pct(waits, 0.99) for label, waits in report.waits.items()}
+        row.add(p99["Spillover"], p99["Celery (defaults)"])
+        tuned.add(p99["Spillover"], p99["Celery (prefetch 1, acks_late)"])
+        single.add(p99["Spillover (4 replicas × 1 slot)"], p99["Celery (4 workers × -c 1)"])
+
+
+async def _spillover_mix(sp: Spillover) -> list[float]:
+    """The short tasks' waits in the mix, submitted at once."""
+    await sp.start()
+    try:
+        records = []
+        for i, s in enumerate(_mix()):
+            r = await sp.submit("work", {"key": str(i), "seconds": s})
+            records.append((s, time.time(), r))
+        waits = []
+        for s, t0, r in records:
+            res = await sp.result(r, timeout=120)
+            if s == SHORT:
+                waits.append(res["started"] - t0)
+        return waits
+    finally:
+        await sp.close()
 
 
 def _celery_mix(ce: Celery) -> list[float]:
@@ -362,7 +406,7 @@ async def spillover(
             s_waits = [d["started"] - at for d, at in done]
         finally:
             await sp.close()
-        ce = Celery(tmp / f"sc{rep}", 2).start(start_worker=False)
+        ce = Celery(tmp / f"sc{rep}", 2, workers=0).start()
         try:
             for region in REGIONS:
                 ce.start_worker(queue=region)
@@ -409,6 +453,7 @@ async def scaleup(tmp: Path, report: Report, reps: int = 3) -> None:
 BENCHES: dict[str, Callable[[Path, Report], Awaitable[None]]] = {
     "dispatch": dispatch,
     "throughput": throughput,
+    "durable": durable,
     "hol": hol,
     "spillover": spillover,
     "loss": loss,

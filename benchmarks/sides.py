@@ -259,19 +259,26 @@ class Spillover:
 
 
 class Celery:
-    """redis-server and one prefork worker of ``concurrency`` processes."""
+    """redis-server and ``workers`` prefork workers of ``concurrency`` processes each (0: none
+    until ``start_worker``). ``durable``: Redis appends every write to its log and fsyncs it
+    before answering (``appendfsync always``), so an acknowledged task survives a crash, as
+    Spillover's do in etcd; otherwise Redis writes nothing to disk."""
 
     def __init__(
         self,
         tmp: Path,
         concurrency: int,
         *,
+        workers: int = 1,
         prefetch: int = 4,
         acks_late: bool = False,
         model: bool = False,
+        durable: bool = False,
     ) -> None:
         self.tmp = tmp
         self.concurrency = concurrency
+        self.n_workers = workers
+        self.durable = durable
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.env = {
@@ -285,20 +292,21 @@ class Celery:
         self.worker: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    def start(self, runs_log: Path | None = None, start_worker: bool = True) -> Celery:
-        """Redis and (``start_worker``) a worker serving; on failure, both stopped again."""
+    def start(self, runs_log: Path | None = None) -> Celery:
+        """Redis and the workers serving; on failure, all of them stopped again."""
         try:
-            self._start(runs_log, start_worker)
+            self._start(runs_log)
         except BaseException:
             self.close()
             raise
         return self
 
-    def _start(self, runs_log: Path | None, start_worker: bool) -> None:
+    def _start(self, runs_log: Path | None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
         self.tmp.mkdir(parents=True, exist_ok=True)
+        aof = ["yes", "--appendfsync", "always"] if self.durable else ["no"]  # append-only file
         self.redis = subprocess.Popen(
             [
                 binary,
@@ -309,7 +317,7 @@ class Celery:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                *aof,
                 "--dir",
                 str(self.tmp),
             ],
@@ -332,11 +340,17 @@ class Celery:
         self.app = celery.Celery("bench-client", broker=self.url, backend=self.url)
         self.app.conf.update(task_serializer="json", result_serializer="json",
                              accept_content=["json"])  # fmt: skip
-        if start_worker:
-            self.start_worker()
+        for i in range(self.n_workers):
+            # Several workers on one queue need names of their own (and a readiness check
+            # that a stamp, taken by whichever worker is up, cannot give).
+            self.start_worker(node=f"w{i}" if self.n_workers > 1 else None)
 
-    def start_worker(self, queue: str | None = None) -> subprocess.Popen[bytes]:
-        """A prefork worker (on ``queue`` only, when given); the first is ``self.worker``."""
+    def start_worker(
+        self, queue: str | None = None, node: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A prefork worker (on ``queue`` only, when given), named ``node`` (or after its queue),
+        serving when this returns; the first is ``self.worker``."""
+        node = node or queue
         worker = subprocess.Popen(
             [
                 sys.executable,
@@ -354,7 +368,8 @@ class Celery:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
-                *(["-Q", queue, "-n", f"{queue}@%h"] if queue else []),
+                *(["-Q", queue] if queue else []),
+                *(["-n", f"{node}@%h"] if node else []),
             ],
             cwd=REPO,
             env=self.env,
@@ -364,8 +379,20 @@ class Celery:
         )
         self.workers.append(worker)
         self.worker = self.workers[0] if self.workers[0].poll() is None else worker
-        self.app.send_task("stamp", queue=queue).get(timeout=120)  # serving
+        if queue is None and node is not None:
+            self._answers_ping(node)
+        else:
+            self.app.send_task("stamp", queue=queue).get(timeout=120)  # serving
         return worker
+
+    def _answers_ping(self, node: str, timeout: float = 120) -> None:
+        """Until the worker named ``node`` answers a ping: its consumer runs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replies = self.app.control.ping(timeout=0.5)
+            if any(name.startswith(f"{node}@") for reply in replies for name in reply):
+                return
+        raise TimeoutError(f"Celery worker {node} not serving after {timeout} s")
 
     def kill_worker(self) -> None:
         assert self.worker is not None
