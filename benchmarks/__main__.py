@@ -32,8 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def install() -> None:
-    if importlib.util.find_spec("celery") is None or importlib.util.find_spec("matplotlib") is None:
-        print("installing the bench extra (celery[redis], matplotlib)", file=sys.stderr)
+    spy = Path(sys.executable).parent / "py-spy"
+    if (
+        any(importlib.util.find_spec(m) is None for m in ("celery", "matplotlib"))
+        or not spy.exists()
+    ):
+        print("installing the bench extra (celery[redis], matplotlib, py-spy)", file=sys.stderr)
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "-e", f"{REPO}[bench]"], check=True
         )
@@ -126,9 +130,13 @@ def render(report: Report, seconds: float, names: list[str], plot: str | None) -
         )
         if r.note:
             lines.append(f"| ↳ {r.note} | | | | | | |")
-    lines += ["", "## Targets (issues 7 and 17), judged on this run"]
-    for issue, judged in targets(report).items():
+    judged_targets = targets(report)
+    if judged_targets:
+        lines += ["", "## Targets (issues 7 and 17), judged on this run"]
+    for issue, judged in judged_targets.items():
         lines += ["", f"{issue}:", "", *(f"- {t}" for t in judged)]
+    for heading, body in report.sections.items():
+        lines += ["", f"## {heading}", "", *body]
     if plot:
         lines += ["", f"![waits of the short tasks in the head-of-line mix]({plot})"]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@ Worker concurrency is equal on both sides (4 slots: one replica of replica_concu
 a prefork worker of 4 processes); each side runs its defaults unless a row says otherwise.
 
     spillover bench all | dispatch | throughput | durable | hol | spillover | loss | memory
-                        | scaleup | payload | overload | backlog | client
+                        | scaleup | payload | overload | backlog | client | profile
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from benchmarks.backpressure import backlog, overload
 from benchmarks.client import client
 from benchmarks.payload import payload
+from benchmarks.profile import profile
 from benchmarks.regional import pct
 from benchmarks.report import SLOTS, Report, Row
 from benchmarks.sides import (
@@ -463,6 +464,7 @@ BENCHES: dict[str, Callable[[Path, Report], Awaitable[None]]] = {
     "overload": overload,
     "backlog": backlog,
     "client": client,
+    "profile": profile,
 }
 SPILLOVER_ONLY = frozenset({"client"})  # no Celery side: nothing to install for them
 

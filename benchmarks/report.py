@@ -30,6 +30,7 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
     waits: dict[str, list[float]] = field(default_factory=dict)  # for the plot
+    sections: dict[str, list[str]] = field(default_factory=dict)  # heading: Markdown lines
 
     def row(self, figure: str, unit: str, **kw: Any) -> Row:
         r = Row(figure, unit, **kw)

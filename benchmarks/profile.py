@@ -1,0 +1,137 @@
+"""``spillover bench profile``: where a no-op task's CPU goes, process by process, on both sides
+(4 slots each, the throughput row's burst), and the agent's hottest frames from py-spy.
+
+The split says which process to make cheaper: the store (etcd; Redis), the host that runs the
+work (agent and replica; Celery's prefork worker), and the submitting client (in this process:
+Spillover's queue client and its waiters; Celery's ``send_task`` and result fetches)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+
+from benchmarks.report import SLOTS, Report
+from benchmarks.sides import Celery, Spillover, cpu_seconds, tree
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+TOP = 12  # frames listed
+# Frames every sample of the agent's main thread has: the interpreter's entry and the loop's.
+ENTRY = (
+    "<frozen runpy>",
+    "asyncio/runners.py",
+    "uvloop/__init__.py",
+    "regional/main.py",
+    "Thread._bootstrap",
+)
+
+
+async def profile(tmp: Path, report: Report, n: int = 2000, reps: int = 2) -> None:
+    store = report.row("CPU per no-op task: the store (etcd / Redis)", "ms")
+    host = report.row(
+        "CPU per no-op task: the worker host (agent + replica / prefork worker)", "ms"
+    )
+    agent = report.row("↳ of which the agent (Spillover)", "ms")
+    client = report.row("CPU per no-op task: the submitting client", "ms")
+    for rep in range(reps):
+        sp = await Spillover(tmp / f"p{rep}", SLOTS).start()
+        try:
+            await _burst(sp, 200)  # warm: connections, the replica's first calls
+            pids = _spillover_pids(sp)
+            spy = _spy(pids["agent"][0], tmp / f"agent{rep}.txt") if rep == reps - 1 else None
+            s = await _measure(pids, _burst(sp, n), n)
+            if spy is not None:
+                report.sections["The agent's hottest frames (py-spy, the last repetition)"] = _top(
+                    spy, tmp / f"agent{rep}.txt"
+                )
+        finally:
+            await sp.close()
+        ce = Celery(tmp / f"pc{rep}", SLOTS).start()
+        try:
+            assert ce.redis is not None
+            cpids = {"store": [ce.redis.pid], "host": [p for w in ce.workers for p in tree(w.pid)]}
+            c = await _measure(cpids, asyncio.to_thread(_celery_burst, ce, n), n)
+        finally:
+            ce.close()
+        store.add(s["store"], c["store"])
+        host.add(s["host"] + s["agent"], c["host"])
+        agent.add(s["agent"])
+        client.add(s["client"], c["client"])
+
+
+def _spillover_pids(sp: Spillover) -> dict[str, list[int]]:
+    etcd = [m.process.pid for m in sp.etcd.members if m.process is not None]
+    a = sp.agent.pid
+    return {"store": etcd, "agent": [a], "host": [p for p in tree(a) if p != a]}
+
+
+async def _measure(
+    pids: dict[str, list[int]], burst: Awaitable[object], n: int
+) -> dict[str, float]:
+    """CPU ms per task of each group of processes, and of this process (the client)."""
+    before = {k: cpu_seconds(v) for k, v in pids.items()}
+    me = time.process_time()
+    await burst  # a coroutine: it starts running here
+    out = {k: (cpu_seconds(v) - before[k]) / n * 1000 for k, v in pids.items()}
+    out["client"] = (time.process_time() - me) / n * 1000
+    return out
+
+
+async def _burst(sp: Spillover, n: int) -> None:
+    gate = asyncio.Semaphore(64)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await sp.call("work", {"key": str(i), "seconds": 0})
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def _celery_burst(ce: Celery, n: int) -> None:
+    for r in [ce.app.send_task("work", args=(str(i), 0.0)) for i in range(n)]:
+        r.get(timeout=300)
+
+
+def _spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``pid`` (raw collapsed stacks into ``out``) until SIGINT, if installed."""
+    if not PY_SPY.exists():
+        return None
+    cmd = [str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+           "--nonblocking", "--function", "-o", str(out)]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _top(spy: subprocess.Popen[bytes], out: Path) -> list[str]:
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+    if not out.exists():
+        return ["py-spy wrote no profile (is ptrace allowed here?)"]
+    return top_frames(out.read_text(), TOP)
+
+
+def top_frames(collapsed: str, top: int) -> list[str]:
+    """The frames with the most samples (inclusive), from py-spy's raw collapsed stacks
+    (``frame;frame;... count`` per line), as Markdown table rows; the entry frames are left
+    out. A frame's share includes what it calls."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(stack.split(";")):
+            inclusive[frame] += int(count)
+    rows = ["| share of the agent's samples | frame |", "|---:|---|"]
+    for frame, c in inclusive.most_common():
+        if any(e in frame for e in ENTRY):
+            continue
+        rows.append(f"| {c / total:.0%} | `{frame}` |")
+        if len(rows) == top + 2:
+            break
+    return rows
