@@ -69,8 +69,20 @@ def machine() -> str:
     mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     return (
         f"{os.cpu_count()} × {cpu}, {mem:.0f} GiB, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, {_version(['etcd', '--version'])}"
+        f"Python {platform.python_version()}, {_version(['etcd', '--version'])}, "
+        f"{tmp_filesystem()}"
     )
+
+
+def tmp_filesystem() -> str:
+    """Where etcd's and Redis's files go in a run: on tmpfs no fsync reaches a disk, and the
+    figures of durable writes mean little."""
+    tmp = os.path.realpath(tempfile.gettempdir())
+    mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    under = [(m, fs) for m, fs in mounts if tmp == m or tmp.startswith(m.rstrip("/") + "/")]
+    fs = max(under, key=lambda x: len(x[0]))[1] if under else "?"
+    warning = " (memory: no fsync reaches a disk)" if fs == "tmpfs" else ""
+    return f"data files in {tmp} on {fs}{warning}"
 
 
 def celery_side() -> str:

@@ -286,9 +286,20 @@ class ReadyView:
         by_partition: dict[str, list[ReadyEntry]] = {}
         for e in order:
             by_partition.setdefault(e.record.partition, []).append(e)
+        # One txn per partition, all at once: a local claim does not wait for a peer region's
+        # cluster a WAN round trip away (or one that hangs).
+        groups = list(by_partition.values())
+        outcomes = await asyncio.gather(
+            *(self.queue.claim(claimer, entries) for entries in groups), return_exceptions=True
+        )
         claimed: list[Claim] = []
-        for entries in by_partition.values():
-            won = await self.queue.claim(claimer, entries)
+        errors: list[Exception] = []
+        for entries, won in zip(groups, outcomes, strict=True):
+            if isinstance(won, BaseException):
+                if not isinstance(won, Exception):
+                    raise won
+                errors.append(won)
+                continue  # its entries stay untried: claimed again at the next try
             claimed.extend(won)
             ids = {c.record.id for c in won}
             for e in entries:
@@ -296,7 +307,9 @@ class ReadyView:
                     self._won(e)
                 else:  # lost to a peer (its watch event removes it), or refused whole: kept
                     self._tried[e.key] = (e.mod_revision, now + RETRY_AFTER)
-        return claimed
+        if errors and not claimed:
+            raise errors[0]  # nothing won: the caller's retry policy decides
+        return claimed  # what was won must run, even if another partition failed
 
     def _skipped(self, e: ReadyEntry) -> bool:
         tried = self._tried.get(e.key)

@@ -16,6 +16,7 @@ import pytest
 from federation import keys
 from federation.errors import Unavailable
 from federation.etcd import Compacted, Etcd, Snapshot
+from federation.placement import ClaimRules
 from federation.queue import Claim, Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import run_reaper
@@ -295,5 +296,43 @@ async def test_a_ready_view_behind_compaction_lists_again_and_claims_on(
     finally:
         await claimer.close()
         await far.clusters.close()
+        await near.clusters.close()
+        await proxy.close()
+
+
+async def test_a_claim_round_does_not_wait_for_a_peer_partition_that_hangs(
+    etcd1: LocalEtcd, root: str
+) -> None:
+    # A region claims its own tasks and a peer's in one round, one txn per partition. They went
+    # one after the other: a local claim waited for the peer's cluster, a WAN round trip away,
+    # and on a hung link for the whole read-back (more than 10 s). Now they go at once.
+    near = Queue(Clusters(make_config(etcd1, root)))
+    proxy = await TcpProxy(("127.0.0.1", etcd1.members[0].client_port)).start()
+    far_partition = {"eu-west-1": (proxy.endpoint,)}
+    config = make_config(etcd1, root).model_copy(update={"partitions": far_partition})
+    queue = Queue(Clusters(config))
+    claimer = Claimer("us", P)
+    peer, own = task("eu-west-1"), task(P)  # the peer's first: first in claim order
+    try:
+        for r in (peer, own):
+            await queue.enqueue(r, b"")
+        await claimer.session(queue.etcd("eu-west-1"))  # its lease granted before the cut
+        async with following(ReadyView(queue, "demo", [P, "eu-west-1"])) as view:
+            await until(lambda: len(view.entries) == 2, timeout=10)
+            proxy.cut()
+            rules = ClaimRules(P, spillover_after=0.0)
+            claiming = asyncio.create_task(view.claim(claimer, 2, rules))
+
+            async def own_claimed() -> bool:
+                return (await near.get(own.id)).state is State.RUNNING
+
+            await until(own_claimed, timeout=8)  # sequentially: not before 12 s
+            assert not claiming.done()  # the peer's claim still hangs
+            proxy.heal()
+            claimed = await asyncio.wait_for(claiming, 30)
+        assert own.id in {c.record.id for c in claimed}
+    finally:
+        await claimer.close()
+        await queue.clusters.close()
         await near.clusters.close()
         await proxy.close()
