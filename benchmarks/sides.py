@@ -104,7 +104,7 @@ async def serving(
 
 @contextlib.contextmanager
 def run_log() -> Iterator[Path]:
-    """An empty file any user may append to, in a directory of its own any user may enter;
+    """An empty file any user may append to (not read), in a directory any user may enter;
     removed afterwards. Replicas run as their app's own user when the agent runs as root, so a
     handler's log of its runs cannot live in the benchmark's private temporary directory."""
     directory = Path(tempfile.mkdtemp(prefix="spillover-runs-"))
@@ -112,7 +112,7 @@ def run_log() -> Iterator[Path]:
         directory.chmod(0o711)
         log = directory / "runs.log"
         log.touch()
-        log.chmod(0o666)
+        log.chmod(0o622)  # others append; only the benchmark reads
         yield log
     finally:
         shutil.rmtree(directory, ignore_errors=True)

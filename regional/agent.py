@@ -67,6 +67,7 @@ class Agent:
         self.scaler: Autoscaler | None = None  # while autoscale is on
         running = lambda t: any(t in r.running for r in self.runners.values())  # noqa: E731
         self.claims = Claims(self.queue, self.claimer, running, self._cancel, clock)
+        self.claims.follow(config.partitions)
 
     def rules(self, spec: AppSpec) -> ClaimRules:
         known = {p for r in self.runners.values() for p in r.view.partitions}
@@ -89,7 +90,7 @@ class Agent:
         hooks = WebhookSender(self.queue, c.name, self.claimer, attempts=c.webhook_attempts,
                               backoff=c.webhook_backoff,
                               private_targets=c.webhook_private_targets)  # fmt: skip
-        sweep = run_sweeper(blobs, self.clusters, self._blob_partitions,
+        sweep = run_sweeper(blobs, self.clusters, lambda: self.claims.partitions,
                             c.blobs.sweep_interval, c.blobs.sweep_grace)  # fmt: skip
         try:
             async with asyncio.TaskGroup() as tg:
@@ -101,18 +102,11 @@ class Agent:
                 tg.create_task(sweep)
                 if c.autoscale:
                     tg.create_task(self._autoscale())
-                tg.create_task(self.claims.run(c.partitions))
+                tg.create_task(self.claims.run())
         finally:
             for name in list(self.runners):
                 await self.runners.pop(name).stop()
             await self.claimer.close()
-
-    def _blob_partitions(self) -> set[str]:
-        """Partitions whose tasks this agent may have stored results for."""
-        return {
-            *self.config.partitions,
-            *(p for r in self.runners.values() for p in r.view.partitions),
-        }
 
     # -- apps ---------------------------------------------------------------------------------
 
@@ -135,7 +129,9 @@ class Agent:
         # The view holds only tasks this region may ever take: a backlog pinned elsewhere in a
         # partition it follows does not crowd its head.
         allows = ClaimRules(self.config.name, app_regions=spec.placement.regions).allows
-        view = ReadyView(self.queue, spec.name, partitions_of(self.config, spec), allows=allows)
+        partitions = partitions_of(self.config, spec)
+        self.claims.follow(partitions)  # before the app's first claim there
+        view = ReadyView(self.queue, spec.name, partitions, allows=allows)
         runner = AppRunner(spec, view, pool_size(spec, self.config), shared)
         runner.start()
         self.runners[spec.name] = runner

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from federation.claims import Held, give_back, orphaned, own_claims
-from federation.errors import Unavailable
+from federation.errors import Rejected, Unavailable
 from federation.queue import Claimer, Queue
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,31 @@ class Claims:
         self.clock = clock
         self.grace = GRACE
         self.held: dict[str, Mapping[bytes, Held]] = {}  # partition: its claims of ours
+        # Every partition the agent claims in (its own, its peers', its apps' placements):
+        # ours to follow, and where results of ours may lie.
+        self.partitions: set[str] = set()
+        self._followed: set[str] = set()
+        self._group: asyncio.TaskGroup | None = None  # while run() runs
 
-    async def run(self, partitions: Iterable[str]) -> None:
-        async with asyncio.TaskGroup() as tg:
-            for p in partitions:
-                tg.create_task(self._follow(p))
-            tg.create_task(self._give_back_orphans())
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._group = tg
+                self.follow(())  # those asked for before run() started
+                tg.create_task(self._give_back_orphans())
+        finally:
+            self._group = None
+            self._followed.clear()
+
+    def follow(self, partitions: Iterable[str]) -> None:
+        """Follow our claims in ``partitions`` too (an app placed in a region that is not a
+        peer claims there): call before claiming in them."""
+        self.partitions.update(partitions)
+        if self._group is None:
+            return
+        for p in sorted(self.partitions - self._followed):
+            self._followed.add(p)
+            self._group.create_task(self._follow(p))
 
     async def _follow(self, partition: str) -> None:
         async for change in own_claims(self.queue, self.claimer, partition, self.clock):
@@ -65,5 +84,5 @@ class Claims:
                     try:
                         if await give_back(self.queue, key, h, "claimed by a txn cut short"):
                             log.warning("claim %s: nothing ran it; given back", key.decode())
-                    except Unavailable as e:  # still ours: tried again at the next round
-                        log.info("claim %s not given back yet: %s", key.decode(), e)
+                    except (Unavailable, Rejected) as e:  # still ours: tried at the next round
+                        log.warning("claim %s not given back yet: %s", key.decode(), e)

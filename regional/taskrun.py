@@ -201,13 +201,18 @@ class TaskRun:
             self.slot_held = self.alone = False
 
     async def _end(self) -> None:
-        if self.call is not None:
-            self.call.cancel()  # a no-op once the call ended; else it frees the replica's side
-        if self.feeding is not None:
-            await cancel_and_wait([self.feeding])
-            if not self.feeding.cancelled():
-                self.feeding.exception()  # seen (the call's own error said what happened)
-        await self.sink.abort()
-        if self.events is not None:
-            await self.events.close()
-        self._free()
+        """Let go of the call and what it used. The slot is freed whatever happens on the way:
+        a run stopped by a revoked claim stays marked as cancelling, so its last event write
+        raises CancelledError, and a slot that leaked there stayed busy for good."""
+        try:
+            if self.call is not None:
+                self.call.cancel()  # a no-op once the call ended; else it frees the replica's
+            if self.feeding is not None:
+                await cancel_and_wait([self.feeding])
+                if not self.feeding.cancelled():
+                    self.feeding.exception()  # seen (the call's own error said what happened)
+            await self.sink.abort()
+            if self.events is not None:
+                await self.events.close()
+        finally:
+            self._free()

@@ -19,6 +19,7 @@ from federation.queue import decode
 from federation.task import State
 from regional.agent import Agent
 from tests.apps.worker import pattern
+from tests.factories import task
 from tests.integration.conftest import REGION, Harness, worker_spec
 from tests.waiting import until
 
@@ -119,6 +120,44 @@ async def test_cancel_reaches_a_running_task_and_frees_its_slot(harness: Harness
     pool = agent.runners["worker"].pool
     await until(lambda: pool.busy_slots == 0, timeout=5)
     assert (await harness.queue.get(record.id)).state is State.CANCELLED
+
+
+async def test_cancel_frees_the_slot_of_a_task_with_events_still_unwritten(
+    harness: Harness,
+) -> None:
+    # A run stopped by its revoked claim stays marked as cancelling; the last write of its
+    # events then raised CancelledError, and the slot was never given back: the replica kept a
+    # busy slot for good (seen as a flaky cancel test, when the events happened to be dirty).
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    record = await harness.submit("worker", "steps", {"n": 6000, "seconds": 60})  # every 10 ms
+    await until(lambda: is_running(harness, record.id))
+    await asyncio.sleep(0.5)  # events flowing
+    await harness.queue.cancel(record.id)
+    pool = agent.runners["worker"].pool
+    await until(lambda: pool.busy_slots == 0, timeout=5)
+
+
+async def test_cancel_reaches_a_task_claimed_in_a_placement_region_that_is_no_peer(
+    harness: Harness,
+) -> None:
+    # An app placed in us-east-1 and eu-west-1 makes the us-east-1 agent claim eu-west-1 tasks,
+    # though eu-west-1 is not among its peers. Its claims there were not followed: a cancel did
+    # not stop the run, and a claim applied behind its back was never given back.
+    spec = worker_spec().model_copy(
+        update={"placement": worker_spec().placement.model_copy(
+            update={"regions": (REGION, "eu-west-1"), "spillover_after": 0.0})}
+    )  # fmt: skip
+    await harness.apps.put(spec)
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    record = task("eu-west-1", app="worker", function="sleep")
+    await harness.queue.enqueue(record, json.dumps({"seconds": 60}).encode())
+    await until(lambda: is_running(harness, record.id))
+    await harness.queue.cancel(record.id)
+    pool = agent.runners["worker"].pool
+    await until(lambda: pool.busy_slots == 0, timeout=5)
 
 
 async def test_a_late_delete_of_an_earlier_claim_does_not_stop_the_current_run(
