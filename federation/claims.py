@@ -82,7 +82,7 @@ async def give_back(queue: Queue, key: bytes, held: Held, reason: str) -> bool:
         record = await queue.get(keys.task_id_of(key))
         if record.state is not State.RUNNING:
             return False
-        await queue.release(Claim(record, held.token, key), reason)
+        await queue.release(Claim(record, held.token, key), reason, ran=False)
     except (NotClaimer, NotFound, Conflict):
         return False
     return True

@@ -325,12 +325,11 @@ class Queue:
             claim, sm.finish(claim.record, ok=False, now=self.clock(), error=error), None
         )
 
-    async def release(self, claim: Claim, reason: str) -> TaskRecord:
+    async def release(self, claim: Claim, reason: str, *, ran: bool = True) -> TaskRecord:
         """Give a claimed task back (its replica died, the claimer drains): requeued at once, or
-        failed with replica_lost once it has used its attempts."""
-        return await self._fenced(
-            claim, sm.requeue(claim.record, now=self.clock(), reason=reason), None
-        )
+        failed with replica_lost once it has used its attempts (``sm.requeue``)."""
+        requeued = sm.requeue(claim.record, now=self.clock(), reason=reason, ran=ran)
+        return await self._fenced(claim, requeued, None)
 
     # -- cancel ---------------------------------------------------------------------------------
 

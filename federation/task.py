@@ -186,11 +186,15 @@ def finish(
     )
 
 
-def requeue(record: TaskRecord, *, now: float, reason: str) -> TaskRecord:
+def requeue(record: TaskRecord, *, now: float, reason: str, ran: bool = True) -> TaskRecord:
     """A running task whose claimer is gone: back to the queue, unless it has used its attempts
-    (a task that kills every replica it touches must not loop forever)."""
+    (a task that kills every replica it touches must not loop forever). One that never reached
+    a replica (``ran`` False: its claim was orphaned, or no replica was left for it) gets its
+    attempt back."""
     _check(record, State.QUEUED)
-    if record.attempts >= record.max_attempts:
+    if not ran:
+        record = record.model_copy(update={"attempts": max(0, record.attempts - 1)})
+    elif record.attempts >= record.max_attempts:
         return record.model_copy(
             update={
                 "state": State.FAILED,

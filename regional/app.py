@@ -159,7 +159,8 @@ class AppRunner:
         alone = runs_alone(claim.record)
         replica = self.pool.acquire(alone)
         if replica is None:  # the replica we counted on died while the claim was in flight
-            self._spawn(self.shared.outcomes.settle(claim, GiveBack("no replica free any more")))
+            gone = GiveBack("no replica free any more", ran=False)
+            self._spawn(self.shared.outcomes.settle(claim, gone))
             return
         record, now = claim.record, self.shared.clock()
         self.rate.record(now)

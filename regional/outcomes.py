@@ -51,6 +51,7 @@ class Failure:
 @dataclass(frozen=True)
 class GiveBack:
     reason: str
+    ran: bool = True  # False: the task never reached a replica (its attempt is given back)
 
 
 Outcome = Result | Failure | GiveBack
@@ -67,7 +68,7 @@ class Outcomes:
 
     async def settle(self, claim: Claim, outcome: Outcome) -> None:
         if isinstance(outcome, GiveBack):
-            await self._give_back(claim, outcome.reason)
+            await self._give_back(claim, outcome)
             return
         try:
             done = await retried(self._write, claim, outcome, deadline=SETTLE_DEADLINE)
@@ -111,22 +112,23 @@ class Outcomes:
         if isinstance(outcome, Result) and outcome.ref is not None:
             await self.blobs.delete(outcome.ref.name)
 
-    async def _give_back(self, claim: Claim, reason: str) -> None:
+    async def _give_back(self, claim: Claim, outcome: GiveBack) -> None:
         """Requeue a task whose replica died, at once rather than after a lease timeout."""
+        reason, ran = outcome.reason, outcome.ran
         try:
-            await retried(self.queue.release, claim, reason, deadline=SETTLE_DEADLINE)
+            await retried(self.queue.release, claim, reason, ran=ran, deadline=SETTLE_DEADLINE)
         except NotClaimer:
             pass  # already cancelled, or our lease lapsed and the reaper requeued it
         except (Unavailable, Rejected) as e:
             log.warning("task %s: could not requeue it: %s", claim.record.id, e)
-            await self._let_go(claim, reason)
+            await self._let_go(claim, reason, ran=ran)
 
-    async def _let_go(self, claim: Claim, reason: str) -> None:
+    async def _let_go(self, claim: Claim, reason: str, *, ran: bool = True) -> None:
         """Give the claim up so the task is requeued: released at once if etcd takes it, else
         only the claim key deleted for the reaper — retried for as long as our lease lives
         (once it is lost, the claim went with it)."""
         try:
-            await self.queue.release(claim, reason)
+            await self.queue.release(claim, reason, ran=ran)
             return
         except NotClaimer:
             return

@@ -47,6 +47,14 @@ def test_requeue_gives_up_after_max_attempts() -> None:
     assert "2 attempts" in r.error.message
 
 
+def test_a_task_that_never_reached_a_replica_gets_its_attempt_back() -> None:
+    # An orphaned claim (a claim txn cut short, applied behind the claimer's back) counted an
+    # attempt: at the last one the task failed replica_lost without ever having run.
+    r = sm.start(task(now=T0, max_attempts=1), region="a", claimer="c", now=T0)
+    back = sm.requeue(r, now=T0, reason="claimed by a txn cut short", ran=False)
+    assert (back.state, back.attempts) == (State.QUEUED, 0)
+
+
 def test_requeued_task_forgets_its_claim_but_keeps_its_age() -> None:
     r = sm.start(task(now=T0), region="a", claimer="c", now=T0 + 1)
     back = sm.requeue(r, now=T0 + 2, reason="x")
