@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from benchmarks.report import Report
 
 REPO = Path(__file__).resolve().parents[1]
+FAILED = "Benchmarks that failed in this run (their rows are missing or partial)"
 
 
 def install() -> None:
@@ -322,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
         plot = png.name
     args.out.write_text(render(report, time.monotonic() - started, names, plot))
     print(args.out.read_text())
+    if FAILED in report.sections:
+        sys.exit(1)
 
 
 async def _run(names: list[str]) -> Report:
@@ -338,7 +342,12 @@ async def _run(names: list[str]) -> Report:
         for name in names:
             print(f"bench {name}...", file=sys.stderr, flush=True)
             t0 = time.monotonic()
-            await BENCHES[name](Path(d) / name, report)
+            try:
+                await BENCHES[name](Path(d) / name, report)
+            except Exception as e:  # one bench that breaks must not cost the others' figures
+                traceback.print_exc()
+                failed = report.sections.setdefault(FAILED, [])
+                failed.append(f"- `{name}`: {type(e).__name__}: {str(e)[:300]}")
             print(f"bench {name}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     return report
 

@@ -452,7 +452,7 @@ async def start_edge(config: dict[str, Any], tmp: Path) -> EdgeProcess:
                         if r.status == 200:
                             return edge
                 if proc.returncode is not None:
-                    raise RuntimeError(f"the edge exited: {err.read_text()}")
+                    raise RuntimeError(f"the edge exited ({proc.returncode}): {err.read_text()}")
                 await asyncio.sleep(0.1)
         raise TimeoutError(f"the edge is not ready: {err.read_text()}")
     except BaseException:
