@@ -268,8 +268,9 @@ def _judge(report: Report, target: Target) -> str | None:
 
 
 def _backlog_target(report: Report) -> list[str]:
-    """Dispatch at a 1M backlog against idle: a ratio of two rows."""
-    rows = {r.figure.split(":")[0]: r for r in report.rows if r.figure.startswith("backlog")}
+    """Dispatch at a 1M backlog against idle: a ratio of two rows (each depth has three)."""
+    rows = {r.figure.split(":")[0]: r for r in report.rows
+            if r.figure.startswith("backlog") and "dispatch p50" in r.figure}  # fmt: skip
     idle, deep = rows.get("backlog 0"), rows.get("backlog 1,000,000")
     if idle is None or deep is None or not idle.spillover or not deep.spillover:
         return []

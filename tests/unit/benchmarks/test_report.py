@@ -57,3 +57,14 @@ def test_each_target_judges_its_own_row_not_a_variant_named_alike() -> None:
     page = render(report, 60.0, ["throughput", "durable", "hol"], None)
     assert "## Targets (issues 7 and 17), judged on this run" in page
     assert "Issue 7:" in page and "Issue 17 (hot path):" in page
+
+
+def test_the_backlog_target_is_the_ratio_of_the_dispatch_rows() -> None:
+    # Each depth has three rows (dispatch, agent RSS, etcd db size): keyed by depth alone, the
+    # last one won and the target divided etcd's db sizes (789 MiB / 0.7 MiB: "1122 ×").
+    report = Report()
+    for depth, (p50, rss, db) in {"0": (3.7, 80.0, 0.7), "1,000,000": (3.58, 84.0, 789.0)}.items():
+        report.row(f"backlog {depth}: dispatch p50 (target ≤ 1.5 × idle)", "ms").add(p50)
+        report.row(f"backlog {depth}: agent RSS (target ≤ 200)", "MiB").add(rss)
+        report.row(f"backlog {depth}: etcd db size", "MiB").add(db)
+    assert targets(report)["Issue 7"][0] == "1M queued: dispatch p50 ≤ 1.5 × idle: met (0.97 ×)"
