@@ -139,13 +139,7 @@ async def _bursts(
 async def _spillover_burst(sp: Spillover, n: int, seconds: float) -> tuple[float, float]:
     pids = sp.server_pids()
     cpu0, t0 = cpu_seconds(pids), time.perf_counter()
-    gate = asyncio.Semaphore(64)
-
-    async def one(i: int) -> None:
-        async with gate:
-            await sp.call("work", {"key": str(i), "seconds": seconds})
-
-    await asyncio.gather(*(one(i) for i in range(n)))
+    await sp.burst(n, seconds)
     elapsed = time.perf_counter() - t0
     return n / elapsed, (cpu_seconds(pids) - cpu0) / n * 1000
 
@@ -153,9 +147,7 @@ async def _spillover_burst(sp: Spillover, n: int, seconds: float) -> tuple[float
 def _celery_burst(ce: Celery, n: int, seconds: float) -> tuple[float, float]:
     pids = ce.server_pids()
     cpu0, t0 = cpu_seconds(pids), time.perf_counter()
-    results = [ce.app.send_task("work", args=(str(i), seconds)) for i in range(n)]
-    for r in results:
-        r.get(timeout=300)
+    ce.burst(n, seconds)
     elapsed = time.perf_counter() - t0
     return n / elapsed, (cpu_seconds(pids) - cpu0) / n * 1000
 

@@ -39,16 +39,16 @@ async def profile(tmp: Path, report: Report, n: int = 2000, reps: int = 2) -> No
     for rep in range(reps):
         sp = await Spillover(tmp / f"p{rep}", SLOTS).start()
         try:
-            await _burst(sp, 200)  # warm: connections, the replica's first calls
-            s = await _measure(_spillover_pids(sp), _burst(sp, n), n)
+            await sp.burst(200)  # warm: connections, the replica's first calls
+            s = await _measure(_spillover_pids(sp), sp.burst(n), n)
         finally:
             await sp.close()
         ce = Celery(tmp / f"pc{rep}", SLOTS).start()
         try:
             assert ce.redis is not None
             cpids = {"store": [ce.redis.pid], "host": [p for w in ce.workers for p in tree(w.pid)]}
-            await asyncio.to_thread(_celery_burst, ce, 200)  # warm, as Spillover's side
-            c = await _measure(cpids, asyncio.to_thread(_celery_burst, ce, n), n)
+            await asyncio.to_thread(ce.burst, 200)  # warm, as Spillover's side
+            c = await _measure(cpids, asyncio.to_thread(ce.burst, n), n)
         finally:
             ce.close()
         store.add(s["store"], c["store"])
@@ -67,14 +67,14 @@ async def _frames(tmp: Path, n: int) -> list[str]:
     sp = await Spillover(tmp, SLOTS).start()
     out = tmp / "agent.txt"
     try:
-        await _burst(sp, 200)
+        await sp.burst(200)
         cmd = [str(PY_SPY), "record", "--pid", str(_spillover_pids(sp)["agent"][0]), "--format",
                "raw", "--rate", "250", "--nonblocking", "--function", "-o", str(out)]  # fmt: skip
         spy = await asyncio.create_subprocess_exec(
             *cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
-            await _burst(sp, n)
+            await sp.burst(n)
         finally:
             if spy.returncode is None:
                 spy.send_signal(signal.SIGINT)
@@ -102,21 +102,6 @@ async def _measure(
     out = {k: (cpu_seconds(v) - before[k]) / n * 1000 for k, v in pids.items()}
     out["client"] = (time.process_time() - me) / n * 1000
     return out
-
-
-async def _burst(sp: Spillover, n: int) -> None:
-    gate = asyncio.Semaphore(64)
-
-    async def one(i: int) -> None:
-        async with gate:
-            await sp.call("work", {"key": str(i), "seconds": 0})
-
-    await asyncio.gather(*(one(i) for i in range(n)))
-
-
-def _celery_burst(ce: Celery, n: int) -> None:
-    for r in [ce.app.send_task("work", args=(str(i), 0.0)) for i in range(n)]:
-        r.get(timeout=300)
 
 
 def top_frames(collapsed: str, top: int) -> list[str]:

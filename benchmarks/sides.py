@@ -243,6 +243,16 @@ class Spillover:
             return None
         return json.loads(await self.queue.result(done))
 
+    async def burst(self, n: int, seconds: float = 0.0) -> None:
+        """``n`` ``work`` tasks of ``seconds``, 64 in flight, each waited for with its result."""
+        gate = asyncio.Semaphore(64)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await self.call("work", {"key": str(i), "seconds": seconds})
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
     def server_pids(self) -> list[int]:
         etcd = [m.process.pid for m in self.etcd.members if m.process is not None]
         return etcd + [p for a in self.agents.values() for p in tree(a.pid)]
@@ -401,6 +411,11 @@ class Celery:
         os.killpg(self.worker.pid, signal.SIGKILL)
         self.worker.wait()
         self.workers.remove(self.worker)
+
+    def burst(self, n: int, seconds: float = 0.0) -> None:
+        """``n`` ``work`` tasks of ``seconds``, all sent at once, then every result fetched."""
+        for r in [self.app.send_task("work", args=(str(i), seconds)) for i in range(n)]:
+            r.get(timeout=300)
 
     def server_pids(self) -> list[int]:
         assert self.redis is not None

@@ -289,9 +289,13 @@ class ReadyView:
         # One txn per partition, all at once: a local claim does not wait for a peer region's
         # cluster a WAN round trip away (or one that hangs).
         groups = list(by_partition.values())
-        outcomes = await asyncio.gather(
-            *(self.queue.claim(claimer, entries) for entries in groups), return_exceptions=True
-        )
+        outcomes: list[list[Claim] | BaseException]
+        if len(groups) == 1:  # the usual round: no task to spawn on the hot path
+            outcomes = [await self.queue.claim(claimer, groups[0])]
+        else:
+            outcomes = await asyncio.gather(
+                *(self.queue.claim(claimer, entries) for entries in groups), return_exceptions=True
+            )
         claimed: list[Claim] = []
         errors: list[Exception] = []
         for entries, won in zip(groups, outcomes, strict=True):
