@@ -1,8 +1,9 @@
 """Finished tasks, as a stream per partition: each task once, when it ends (succeeded, failed,
-cancelled, expired; whoever ended it). Waiters at the edges and webhooks at the agents follow
-this, not the keys: the done index (``keys.done``) is the queue's business.
+cancelled, expired; whoever ended it). Waiters at the edges follow every finished task, and the
+agents that deliver webhooks only those with a webhook: the indexes (``keys.done``,
+``keys.hook``) are the queue's business.
 
-The stream follows the done index with a watch: one event per task, not one per write of its
+The stream follows an index with a watch: one event per task, not one per write of its
 record. Items are :class:`Finished` (the record, still encoded: most consumers look at a few
 of them) and :class:`Following`, once the watch is placed and again after a gap (the watch fell
 behind compaction), when a consumer must re-read whatever it waits for.
@@ -28,12 +29,6 @@ class Finished:
     def record(self) -> TaskRecord:
         return decode(self.value)
 
-    @property
-    def has_webhook(self) -> bool:
-        """Whether the record names a webhook, without decoding it (records are encoded
-        without their defaults, so one without a webhook has no such field)."""
-        return b'"webhook":' in self.value
-
 
 @dataclass(frozen=True, slots=True)
 class Following:
@@ -44,11 +39,14 @@ class Following:
 
 
 async def finished(
-    queue: Queue, partition: str, *, replay: bool = False
+    queue: Queue, partition: str, *, replay: bool = False, webhooks: bool = False
 ) -> AsyncIterator[Finished | Following]:
-    """The partition's finished tasks from now on; with ``replay`` first every finished task
-    still kept (a restarted consumer catches up on what it missed; again after a gap)."""
-    etcd, prefix = queue.etcd(partition), keys.done_all(queue.root, partition)
+    """The partition's finished tasks from now on (``webhooks``: only those with a webhook);
+    with ``replay`` first every one still kept (a restarted consumer catches up on what it
+    missed; again after a gap)."""
+    root = queue.root
+    prefix = keys.hooks(root, partition) if webhooks else keys.done_all(root, partition)
+    etcd = queue.etcd(partition)
     end = keys.prefix_end(prefix)
     gap = False
     while True:

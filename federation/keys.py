@@ -21,6 +21,9 @@ Partition keyspace (one per home region; each partition lives in the cluster its
                                              error, delivered or given up
     {root}/q/{p}/hook-claims/{id}            the agent delivering the task's webhook, under its
                                              lease: one delivery chain per webhook
+    {root}/q/{p}/hooks/{id}                  terminal record of a task with a webhook: what the
+                                             region's agents follow to deliver them (the done
+                                             index would bring them every task)
     {root}/q/{p}/ready/{app}/{9-prio}/{enq_ns}/{id}
                                              queue entry while queued; the value is the record, so
                                              a claimer moves the task without reading it. Lexical
@@ -161,6 +164,14 @@ def hook_claim(root: str, p: str, task_id: str) -> bytes:
 
 def hook_claims(root: str, p: str) -> bytes:
     return _b(f"{root}/q/{p}/hook-claims/")
+
+
+def hook(root: str, p: str, task_id: str) -> bytes:
+    return _b(f"{root}/q/{p}/hooks/{task_id}")
+
+
+def hooks(root: str, p: str) -> bytes:
+    return _b(f"{root}/q/{p}/hooks/")
 
 
 def ready(root: str, p: str, app_name: str, priority: int, enqueued_ns: int, task_id: str) -> bytes:

@@ -135,17 +135,24 @@ class Queue:
     def settle_ops(self, r: TaskRecord) -> list[Op]:
         """Ops that store a record in its new state. The index entry carries the record too:
         waiters watch only the done index. A finished task's body goes at once: nothing reads
-        it again, and a day of retention would otherwise keep every body in etcd."""
+        it again, and a day of retention would otherwise keep every body in etcd. One with a
+        webhook is indexed once more, for the agents that deliver them (``finished.py``)."""
         p, value = r.partition, encode(r)
         ops = [put(keys.task(self.root, p, r.id), value), put(self._index_key(r), value)]
         if r.state.terminal:
             ops.append(delete(keys.payload(self.root, p, r.id)))
+            if r.webhook is not None:
+                ops.append(put(keys.hook(self.root, p, r.id), value))
         return ops
 
     def _settled_keys(self, r: TaskRecord) -> set[bytes]:
         """The keys ``settle_ops`` names (a group-committed txn may not name a key twice)."""
         p = r.partition
-        return {keys.task(self.root, p, r.id), self._index_key(r), keys.payload(self.root, p, r.id)}
+        names = {keys.task(self.root, p, r.id), self._index_key(r)}
+        names.add(keys.payload(self.root, p, r.id))
+        if r.state.terminal and r.webhook is not None:
+            names.add(keys.hook(self.root, p, r.id))
+        return names
 
     # -- enqueue and reads --------------------------------------------------------------------
 

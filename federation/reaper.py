@@ -104,7 +104,7 @@ async def expire_due(queue: Queue, partition: str, graces: Mapping[str, float]) 
                 if not more:
                     break
                 start = kvs[-1].key + b"\x00"
-    return await _run_batches(etcd, subs, per_sub=5)
+    return await _run_batches(etcd, subs, per_sub=6)
 
 
 async def queued_apps(queue: Queue, partition: str) -> list[str]:
@@ -180,11 +180,12 @@ async def sweep_retention(
             delete(keys.events(root, partition, r.id)),
             delete(keys.hooked(root, partition, r.id)),
             delete(keys.hook_claim(root, partition, r.id)),  # a chain still going stops
+            delete(keys.hook(root, partition, r.id)),
         ]
         if r.idempotency_key is not None:
             ops.append(delete(keys.idempotency(root, r.owner, r.idempotency_key)))
         subs.append(nested([], ops))
-    return await _run_batches(etcd, subs, per_sub=9)
+    return await _run_batches(etcd, subs, per_sub=10)
 
 
 async def _finished_before(

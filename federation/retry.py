@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from federation.errors import StorageFull, Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+FIRST_WAIT = 0.05  # after a first failure, as the policy's first backoff
 
 
 def transient(e: BaseException) -> bool:
@@ -64,6 +66,22 @@ async def retried(
     until: asyncio.Event | None = None,
     **kwargs: Any,
 ) -> T:
-    """``await fn(*args, **kwargs)``, retried by :func:`on_unavailable`."""
-    result: T = await on_unavailable(deadline, until)(fn, *args, **kwargs)
+    """``await fn(*args, **kwargs)``, retried by :func:`on_unavailable`.
+
+    The first try goes straight to ``fn``; tenacity comes in only once it failed. On the hot
+    path (every claim round, every settle) calls almost never fail, and setting tenacity up for
+    each cost an agent 0.14 ms of CPU per task, 7 % of its share (``spillover bench profile``)."""
+    started = time.monotonic()
+    try:
+        return await fn(*args, **kwargs)
+    except Exception as e:
+        spent = time.monotonic() - started
+        if not transient(e) or (deadline is not None and spent >= deadline):
+            raise
+        if until is not None and until.is_set():
+            raise
+        log.info("%s: %s; retrying", getattr(fn, "__qualname__", fn), e)
+    await asyncio.sleep(FIRST_WAIT)
+    left = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
+    result: T = await on_unavailable(left, until)(fn, *args, **kwargs)
     return result

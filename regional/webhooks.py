@@ -2,12 +2,12 @@
 the URL the client gave (``X-Spillover-Webhook``), signed with the app's secrets, retried with
 backoff, off the request path.
 
-Every agent of the region follows its partition's finished tasks (``federation/finished.py``),
-so every way a task can end (succeeded, failed, cancelled at an edge, expired by a reaper) is
-covered, whoever ended it; exactly one of them delivers each webhook, the one that claimed it
-(``federation/deliveries.py``). Each attempt is recorded on the task (``webhook`` in its
-status). A restarted agent replays the finished tasks and skips those whose chain ended; an agent
-takes over a chain whose sender died, from the attempts it recorded.
+Every agent of the region follows its partition's finished tasks that have a webhook
+(``federation/finished.py``), so every way a task can end (succeeded, failed, cancelled at an
+edge, expired by a reaper) is covered, whoever ended it; exactly one of them delivers each
+webhook, the one that claimed it (``federation/deliveries.py``). Each attempt is recorded on the
+task (``webhook`` in its status). A restarted agent replays those finished tasks and skips those
+whose chain ended; an agent takes over a chain whose sender died, from the attempts it recorded.
 """
 
 from __future__ import annotations
@@ -78,9 +78,8 @@ class WebhookSender:
                 await asyncio.gather(*self._sending.values(), return_exceptions=True)
 
     async def _follow_finished(self, http: aiohttp.ClientSession) -> None:
-        async for item in finished(self.queue, self.partition, replay=True):
-            # Most tasks have no webhook: skip them without decoding.
-            if isinstance(item, Finished) and item.has_webhook:
+        async for item in finished(self.queue, self.partition, replay=True, webhooks=True):
+            if isinstance(item, Finished):
                 self._offer(http, item.task_id, item.record())
 
     async def _follow_released(self, http: aiohttp.ClientSession) -> None:

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from federation import keys
 from federation.claims import OwnClaims, own_claims
 from federation.finished import Finished, Following, finished
 from federation.queue import Claimer, Queue
 from federation.ready import ReadyView
+from federation.reaper import sweep_retention
 from federation.task import TaskError
 from federation.topology import Clusters
 from spillover.local.etcd import LocalEtcd
@@ -37,8 +39,8 @@ async def compact(queue: Queue) -> None:
     await etcd._current().compact(revision)
 
 
-async def run_one(queue: Queue, claimer: Claimer, ok: bool = True) -> str:
-    record = task(P)
+async def run_one(queue: Queue, claimer: Claimer, ok: bool = True, **fields: object) -> str:
+    record = task(P, **fields)
     await queue.enqueue(record, b"x")
     async with following(ReadyView(queue, "demo", [P])) as view:
         [claim] = await claim_until(view, claimer, 1)
@@ -49,6 +51,27 @@ async def run_one(queue: Queue, claimer: Claimer, ok: bool = True) -> str:
     return record.id
 
 
+async def test_the_webhook_stream_holds_only_tasks_with_a_webhook_until_their_sweep(
+    queue: Queue,
+) -> None:
+    """The agents that deliver webhooks follow an index of their own: a task without one is
+    never sent to them (every agent of the region would read every task that ends)."""
+    claimer = Claimer("c1", P)
+    try:
+        await run_one(queue, claimer)
+        hooked = await run_one(queue, claimer, webhook="https://example.com/h", retention=0.0)
+        stream = finished(queue, P, replay=True, webhooks=True)
+        first = await anext(stream)
+        assert isinstance(first, Finished) and first.task_id == hooked
+        assert first.record().webhook == "https://example.com/h"
+        assert await anext(stream) == Following(gap=False)
+        await stream.aclose()
+        assert await sweep_retention(queue, P) == 1  # its retention was 0
+        assert await queue.etcd(P).get(keys.hook(queue.root, P, hooked)) is None
+    finally:
+        await claimer.close()
+
+
 async def test_finished_tasks_replay_then_follow_and_a_gap_is_announced(queue: Queue) -> None:
     claimer = Claimer("c1", P)
     try:
@@ -56,7 +79,7 @@ async def test_finished_tasks_replay_then_follow_and_a_gap_is_announced(queue: Q
         replayed = finished(queue, P, replay=True)
         first = await anext(replayed)
         assert isinstance(first, Finished) and first.task_id == before
-        assert first.record().state.value == "succeeded" and not first.has_webhook
+        assert first.record().state.value == "succeeded"
         assert await anext(replayed) == Following(gap=False)
         live = finished(queue, P)
         assert await anext(live) == Following(gap=False)  # no replay: from now on
