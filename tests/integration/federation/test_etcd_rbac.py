@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 import pytest
 from aetcd import rpc
-from aetcd import transactions as tx
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import load_pem_x509_certificate
@@ -145,14 +144,14 @@ class Recording(Etcd):
 
     def _walk(self, compare: list[Any], ops: list[Any]) -> None:
         for c in compare:
-            self._note(c.key, c.range_end or b"", False)
+            self._note(c.key, b"", False)  # single-key compares only
         for op in ops:
-            if isinstance(op, tx.Txn):
-                self._walk(op.compare, [*op.success, *op.failure])
+            kind = op.WhichOneof("request")
+            r = getattr(op, kind)
+            if kind == "request_txn":
+                self._walk(list(r.compare), [*r.success, *r.failure])
             else:
-                self._note(
-                    op.key, getattr(op, "range_end", None) or b"", not isinstance(op, tx.Get)
-                )
+                self._note(r.key, getattr(r, "range_end", b""), kind != "request_range")
 
     async def get(self, key: bytes) -> Any:
         found = await super().get(key)
