@@ -3,7 +3,7 @@ Worker concurrency is equal on both sides (4 slots: one replica of replica_concu
 a prefork worker of 4 processes); each side runs its defaults unless a row says otherwise.
 
     spillover bench all | dispatch | throughput | durable | hol | spillover | loss | memory
-                        | scaleup | payload | overload | backlog | client | profile
+                        | scaleup | payload | overload | backlog | client | profile | hotpath
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from benchmarks.backpressure import backlog, overload
 from benchmarks.client import client
+from benchmarks.hotpath import hotpath
 from benchmarks.payload import payload
 from benchmarks.profile import profile
 from benchmarks.regional import pct
@@ -461,6 +462,7 @@ BENCHES: dict[str, Callable[[Path, Report], Awaitable[None]]] = {
     "backlog": backlog,
     "client": client,
     "profile": profile,
+    "hotpath": hotpath,
 }
 SPILLOVER_ONLY = frozenset({"client"})  # no Celery side: nothing to install for them
 
