@@ -91,7 +91,7 @@ async def test_a_start_past_the_replicas_slots_breaks_its_session_and_the_replic
         sleeping, extra = session.start(sleep(5)), session.start(run("echo", b"x"))
         assert await events(extra) == []  # no outcome: the session broke
         assert all(e.WhichOneof("kind") == "log" for e in await events(sleeping))
-        await asyncio.wait_for(replica.exited.wait(), 10)
+        await asyncio.wait_for(replica.exited.wait(), 30)
         assert replica.process.returncode == -signal.SIGKILL
         assert await events(session.start(run("echo", b"y"))) == []  # gone: breaks at once
     finally:
