@@ -59,6 +59,9 @@ class ReplicaService(pb_grpc.ReplicaServicer):
     async def Session(self, inputs: AsyncIterator[pb.SessionInput], context: Any) -> None:
         """The agent's runs, until it ends the stream (a stop) or the stream breaks: then every
         run left is stopped. Messages of a run that ended (late cancels, credits) are moot."""
+        # Now, before the writer runs: its first write and an abort racing to send them broke
+        # the stream's end (the agent never heard the abort).
+        await context.send_initial_metadata(())
         out: asyncio.Queue[pb.SessionEvent] = asyncio.Queue(maxsize=_OUTGOING)
         runs: dict[int, tuple[Job, asyncio.Task[None]]] = {}
         writer = asyncio.ensure_future(_write(out, context))
