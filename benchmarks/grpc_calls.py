@@ -1,10 +1,10 @@
 """``python -m benchmarks.grpc_calls``: what a task's gRPC call to its replica costs, against a
-message on one long-lived stream per replica (issue 17's second lever, not built).
+message on one long-lived stream per replica (issue 17's second lever: the agent's ``Session``).
 
 Two processes on a Unix socket, as agent and replica are; 4 tasks in flight; each task is one
-request and one reply, no handler work. Today the agent opens one server-streaming call per task
-(``Replica.Run``); the alternative tags each request and reply with the task id on a single
-bidirectional stream. Raw bytes, no protobuf: the difference is the call, not the encoding.
+request and one reply, no handler work. The agent used to open one server-streaming call per task
+(``Replica.Run``); now it tags each request and reply with the run on a single bidirectional
+stream. Raw bytes, no protobuf: the difference is the call, not the encoding.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _cpu(pid: int) -> float:
 
 async def measure(server: int, socket: str, n: int, reps: int) -> list[str]:
     ways: dict[str, Callable[[grpc.aio.Channel, int], Awaitable[None]]] = {
-        "a call per task (today)": per_call,
+        "a call per task (before)": per_call,
         "one stream per replica": one_stream,
     }
     rows = ["| per task | tasks/s | agent side CPU (µs) | replica side CPU (µs) |",

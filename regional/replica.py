@@ -1,5 +1,6 @@
 """A replica: one process, the model loaded once, up to ``replica_concurrency`` tasks at a time
-over gRPC. Sync handlers share one model copy from a thread pool sized to the concurrency; async
+over gRPC (each a ``job.py`` Job): the agent's session, and a call per task whose payload is a
+blob. Sync handlers share one model copy from a thread pool sized to the concurrency; async
 handlers run on the loop.
 
     python -P -m regional.replica --handler spillover.demo.app:Model --concurrency 4 \
@@ -19,31 +20,24 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import grpc
 import uvloop
 
-from federation.blobs import CHUNK
+from federation.aio import cancel_and_wait
 from federation.proc import die_with_parent
-from federation.task import truncated
-from regional.handler import (
-    Context,
-    UnknownFunction,
-    call,
-    encode_result,
-    function_of,
-    load_handler,
-    streamed,
-)
+from regional.handler import UnknownFunction, function_of, load_handler
+from regional.job import Job
 from regional.rpc import GRPC_OPTIONS
 from regional.rpc import replica_pb2 as pb
 from regional.rpc import replica_pb2_grpc as pb_grpc
 from regional.sandbox import become
 from regional.streams import Body
 
-_IN_FLIGHT = 4  # result chunks queued for the agent per task (4 MiB)
+_OUTGOING = 16  # messages waiting to be written to a session: a slow agent holds runs back
 
 
 class ReplicaService(pb_grpc.ReplicaServicer):
@@ -62,9 +56,39 @@ class ReplicaService(pb_grpc.ReplicaServicer):
             ready=True, capacity=self.capacity, busy=self.busy, replica_id=self.replica_id
         )
 
-    async def Run(self, request: pb.RunRequest, context: Any) -> AsyncIterator[pb.RunEvent]:
-        async for event in self._run(request, Body.of(request.payload), context):
-            yield event
+    async def Session(self, inputs: AsyncIterator[pb.SessionInput], context: Any) -> None:
+        """The agent's runs, until it ends the stream (a stop) or the stream breaks: then every
+        run left is stopped. Messages of a run that ended (late cancels, credits) are moot."""
+        # Now, before the writer runs: its first write and an abort racing to send them broke
+        # the stream's end (the agent never heard the abort).
+        await context.send_initial_metadata(())
+        out: asyncio.Queue[pb.SessionEvent] = asyncio.Queue(maxsize=_OUTGOING)
+        runs: dict[int, tuple[Job, asyncio.Task[None]]] = {}
+        writer = asyncio.ensure_future(_write(out, context))
+        try:
+            async for message in inputs:
+                kind, number = message.WhichOneof("kind"), message.run
+                if kind == "start":
+                    job = await self._job(message.start, Body.of(message.start.payload), context)
+                    if isinstance(job, Job):
+                        pump = asyncio.ensure_future(_pump(number, job, out))
+                        pump.add_done_callback(partial(_forget, runs, number))
+                        runs[number] = job, pump
+                    else:
+                        await out.put(pb.SessionEvent(run=number, event=job))
+                elif number in runs:
+                    job, pump = runs[number]
+                    if kind == "credit":
+                        job.credits.release()
+                    else:  # cancel: the slot is free before the next message is read
+                        job.stop()
+                        pump.cancel()
+        finally:
+            for job, _ in runs.values():
+                job.stop()
+            await cancel_and_wait([writer, *(pump for _, pump in runs.values())])
+            if not writer.cancelled():
+                writer.exception()  # the stream broke: seen (the session ends either way)
 
     async def RunStream(
         self, inputs: AsyncIterator[pb.RunInput], context: Any
@@ -79,95 +103,47 @@ class ReplicaService(pb_grpc.ReplicaServicer):
             async for message in inputs:
                 yield message.chunk
 
-        async for event in self._run(request, Body(chunks(), request.size), context):
-            yield event
+        job = await self._job(request, Body(chunks(), request.size), context)
+        if not isinstance(job, Job):
+            yield job
+            return
+        try:
+            async for event in job:
+                yield event
+                if event.WhichOneof("kind") == "chunk":
+                    job.credits.release()  # the call's own flow control took it
+        finally:
+            job.stop()  # reached on completion and when the agent cancels the call
 
-    async def _run(
-        self, request: pb.RunRequest, body: Body, context: Any
-    ) -> AsyncIterator[pb.RunEvent]:
+    async def _job(self, request: pb.RunRequest, body: Body, context: Any) -> Job | pb.RunEvent:
+        """The task started, or the error that ends it at once (a function it may not call)."""
         if self.busy >= self.capacity:
             # The agent never sends more than the free slots; this guards the hard limit.
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "replica_concurrency reached")
         try:
             fn = function_of(self.handler, request.function, self.functions)
         except UnknownFunction as e:
-            yield pb.RunEvent(error=pb.Error(code="handler_error", message=str(e)))
-            return
-        # Progress and log lines come from handler threads (put_nowait); result chunks from
-        # the handler's iterator, at most _IN_FLIGHT at a time so a fast producer waits for
-        # the agent instead of filling memory.
-        events: asyncio.Queue[Any] = asyncio.Queue()
-        credits = asyncio.Semaphore(_IN_FLIGHT)
-        ctx = Context(request.task_id, asyncio.get_running_loop(), events.put_nowait)
-        self.busy += 1
-        held = True
-        work = asyncio.ensure_future(self._execute(fn, body, ctx, events, credits))
-        work.add_done_callback(lambda _: events.put_nowait(None))
-        try:
-            while (event := await events.get()) is not None:
-                yield _event(event)
-                if event[0] == "chunk":
-                    credits.release()
-            outcome = _outcome(work)
-            # The slot is free before the agent hears the outcome: it frees its count of this
-            # slot then and may send the next task before this stream has ended.
-            self.busy -= 1
-            held = False
-            yield outcome
-        finally:
-            # Reached on completion and when the agent cancels the call (cancel, max_runtime).
-            ctx.cancel()
-            work.cancel()
-            if held:
-                self.busy -= 1
-
-    async def _execute(
-        self,
-        fn: Any,
-        body: Body,
-        ctx: Context,
-        events: asyncio.Queue[Any],
-        credits: asyncio.Semaphore,
-    ) -> tuple[bytes, str]:
-        result = await call(fn, body, ctx, self.pool)
-        chunks = streamed(result)
-        if chunks is None:
-            whole, content_type = encode_result(result)
-            if len(whole) <= CHUNK:
-                return whole, content_type
-            # Larger goes in chunks, as a streamed result does: one message of it could pass
-            # gRPC's limit, failing the call as if the replica had died.
-            await _send_chunks(whole, events, credits)
-            return b"", content_type
-        async for chunk in chunks:
-            await _send_chunks(chunk, events, credits)
-        return b"", "application/octet-stream"
+            return pb.RunEvent(error=pb.Error(code="handler_error", message=str(e)))
+        return Job(self, fn, request, body, self.pool)
 
 
-async def _send_chunks(data: bytes, events: asyncio.Queue[Any], credits: asyncio.Semaphore) -> None:
-    """``data`` to the agent in CHUNK pieces, each once a credit is free (_IN_FLIGHT at most)."""
-    view = memoryview(data)
-    for i in range(0, len(view), CHUNK):
-        await credits.acquire()
-        events.put_nowait(("chunk", bytes(view[i : i + CHUNK])))
+def _forget(runs: dict[int, Any], number: int, _: object) -> None:
+    runs.pop(number, None)
 
 
-def _event(event: tuple[Any, ...]) -> pb.RunEvent:
-    """A handler's report (a result chunk, progress, a log line) as the agent receives it."""
-    if event[0] == "chunk":
-        return pb.RunEvent(chunk=event[1])
-    if event[0] == "progress":
-        return pb.RunEvent(progress=pb.Progress(fraction=event[1], message=event[2]))
-    return pb.RunEvent(log=pb.Log(line=event[1]))
-
-
-def _outcome(work: asyncio.Future[tuple[bytes, str]]) -> pb.RunEvent:
+async def _pump(number: int, job: Job, out: asyncio.Queue[pb.SessionEvent]) -> None:
+    """A run's events into the session's outgoing queue (its chunks held back by credits)."""
     try:
-        body, content_type = work.result()
-    except Exception as e:  # the user's code failed: a failed task, not a dead replica
-        message = truncated(f"{type(e).__name__}: {e}")  # the stored message is cut anyway
-        return pb.RunEvent(error=pb.Error(code="handler_error", message=message))
-    return pb.RunEvent(result=pb.Result(body=body, content_type=content_type))
+        async for event in job:
+            await out.put(pb.SessionEvent(run=number, event=event))
+    finally:
+        job.stop()
+
+
+async def _write(out: asyncio.Queue[pb.SessionEvent], context: Any) -> None:
+    """The one writer of a session (grpc.aio takes one write at a time per call)."""
+    while True:
+        await context.write(await out.get())
 
 
 async def serve(

@@ -19,9 +19,11 @@ from typing import Protocol
 
 import grpc
 
+from federation.aio import cancel_and_wait
 from federation.appspec import AppSpec
 from regional.rpc import GRPC_OPTIONS
 from regional.rpc import replica_pb2_grpc as pb_grpc
+from regional.session import Session
 from regional.users import Users, replica_env, socket_path
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Replica:
     address: Path | None = None  # the Unix socket it serves on (local processes)
     channel: grpc.aio.Channel | None = None
     stub: pb_grpc.ReplicaStub | None = None
+    session: Session | None = None  # its tasks' stream (inline payloads), open while it serves
     busy: int = 0
     draining: bool = False  # chosen for scale-in: takes no new work, exits when idle
     # Tasks waiting here to run alone (their last attempt, ``replicaset.alone_turn``): while
@@ -45,6 +48,7 @@ class Replica:
     reserved: int = 0
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     watcher: asyncio.Task[None] | None = None  # sets ``exited``; referenced so it is not collected
+    serving: asyncio.Task[None] | None = None  # runs ``session``
 
     @property
     def ready(self) -> bool:
@@ -57,7 +61,7 @@ class Replica:
 
 class Provider(Protocol):
     async def start(self, spec: AppSpec, region: str) -> Replica:
-        """Start a replica and return once it serves (its model is loaded)."""
+        """Start a replica and return once it serves (its model is loaded), its session open."""
 
     async def stop(self, replica: Replica) -> None:
         """Stop a replica (the agent drains it first)."""
@@ -111,9 +115,22 @@ class LocalProcessProvider:
         target = f"unix:{replica.address}"
         replica.channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
         replica.stub = pb_grpc.ReplicaStub(replica.channel)  # type: ignore[no-untyped-call]
+        replica.session = Session(replica.stub)
+        replica.serving = asyncio.get_running_loop().create_task(self._serve(replica))
         who = user.name if user is not None else "the agent's user"
         log.info("replica %s ready on %s as %s (pid %d)", replica.id, target, who, proc.pid)
         return replica
+
+    async def _serve(self, replica: Replica) -> None:
+        """Its session, until it ends. One that ends unasked is a replica taken for dead, as a
+        broken call is: killed, and the replica set replaces it (not the session reopened: one
+        rule for every break, whatever the process would do next; and no replica lingers with
+        its model loaded and nothing to feed it)."""
+        assert replica.session is not None and replica.process is not None
+        await replica.session.run()
+        if not replica.session.closed:
+            with contextlib.suppress(ProcessLookupError):
+                replica.process.kill()
 
     async def _reap(self, replica: Replica) -> None:
         assert replica.process is not None
@@ -126,6 +143,8 @@ class LocalProcessProvider:
         log.info("replica %s exited with %s", replica.id, code)
 
     async def stop(self, replica: Replica) -> None:
+        if replica.session is not None:
+            replica.session.close()  # an open stream would hold the replica's graceful stop
         if replica.process is not None and replica.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 replica.process.terminate()
@@ -137,3 +156,5 @@ class LocalProcessProvider:
                 with contextlib.suppress(ProcessLookupError):
                     replica.process.kill()
             await replica.exited.wait()
+        if replica.serving is not None:
+            await cancel_and_wait([replica.serving])

@@ -18,6 +18,8 @@ from federation.placement import ReadyEntry
 from federation.queue import decode
 from federation.task import State
 from regional.agent import Agent
+from regional.replicas import Replica
+from regional.rpc import replica_pb2 as pb
 from tests.apps.worker import pattern
 from tests.factories import task
 from tests.integration.conftest import REGION, Harness, worker_spec
@@ -120,6 +122,13 @@ async def test_cancel_reaches_a_running_task_and_frees_its_slot(harness: Harness
     pool = agent.runners["worker"].pool
     await until(lambda: pool.busy_slots == 0, timeout=5)
     assert (await harness.queue.get(record.id)).state is State.CANCELLED
+    await until(lambda: replica_busy(pool.replicas[0], 0), timeout=5)  # stopped there too
+
+
+async def replica_busy(replica: Replica, n: int) -> bool:
+    """What the replica itself counts busy is ``n``."""
+    assert replica.stub is not None
+    return (await replica.stub.Status(pb.StatusRequest())).busy == n
 
 
 async def test_cancel_frees_the_slot_of_a_task_with_events_still_unwritten(
@@ -202,6 +211,21 @@ async def test_sigkill_of_a_replica_mid_task_requeues_it_and_it_completes_once(
     assert exits(agent) == 1  # what a crash-loop alert counts
 
 
+async def test_sigkill_of_a_replica_gives_back_every_task_on_its_session(harness: Harness) -> None:
+    await harness.apps.put(worker_spec())
+    agent = await harness.start_agent()
+    await harness.ready(agent, "worker", 1)
+    records = [await harness.submit("worker", "sleep", {"seconds": 3}) for _ in range(4)]
+    pool = agent.runners["worker"].pool
+    await until(lambda: pool.busy_slots == 4)
+    victim = pool.replicas[0]
+    assert victim.process is not None
+    os.kill(victim.process.pid, signal.SIGKILL)
+    finals = [await harness.result(r, timeout=30) for r in records]
+    assert [(f.state, f.attempts) for f in finals] == [(State.SUCCEEDED, 2)] * 4
+    assert exits(agent) == 1
+
+
 async def test_scale_in_drains_and_never_kills_a_running_task(harness: Harness) -> None:
     await harness.apps.put(worker_spec(replica_concurrency=1))
     agent = await harness.start_agent(replicas={"worker": 2})
@@ -234,8 +258,10 @@ async def test_handler_errors_and_max_runtime_fail_the_task_not_the_replica(
     boom = await harness.result(await harness.submit("worker", "boom", b"xyz"))
     assert boom.state is State.FAILED and boom.error is not None
     assert boom.error.code == "handler_error" and boom.error.message == "ValueError: bad input: xyz"
-    slow = await harness.result(await harness.submit("worker", "sleep", {"seconds": 5}))
+    slow = await harness.result(await harness.submit("worker", "sleep", {"seconds": 60}))
     assert slow.state is State.FAILED and slow.error is not None and slow.error.code == "timeout"
+    replica = agent.runners["worker"].pool.replicas[0]
+    await until(lambda: replica_busy(replica, 0), timeout=5)  # the handler was stopped
     missing = await harness.result(await harness.submit("worker", "nope", b""))
     assert missing.error is not None and "no function 'nope'" in missing.error.message
     napped = await harness.result(await harness.submit("worker", "nap", {"seconds": 0.2}))

@@ -1,19 +1,23 @@
-"""A replica process over real gRPC: the slot count the agent relies on."""
+"""A replica process over real gRPC: its session (runs multiplexed on one stream), the slot
+count the agent relies on, and results' flow control."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
+import signal
 import stat
 from pathlib import Path
 
-import grpc
 import pytest
 
 from federation.blobs import CHUNK
-from regional.replicas import LocalProcessProvider
+from regional.job import IN_FLIGHT
+from regional.replicas import LocalProcessProvider, Replica
 from regional.rpc import replica_pb2 as pb
+from regional.session import Run
 from tests.apps.worker import pattern
 from tests.integration.conftest import REGION, REPO, worker_spec
 from tests.waiting import until
@@ -25,29 +29,71 @@ def run(function: str, body: bytes) -> pb.RunRequest:
     return pb.RunRequest(task_id=function, function=function, payload=body, size=len(body))
 
 
-async def test_a_slot_frees_when_the_outcome_is_sent_and_the_limit_holds_while_it_runs() -> None:
+def sleep(seconds: float) -> pb.RunRequest:
+    return run("sleep", json.dumps({"seconds": seconds}).encode())
+
+
+async def events(running: Run) -> list[pb.RunEvent]:
+    return [e async for e in running]
+
+
+async def busy(replica: Replica) -> int:
+    assert replica.stub is not None
+    return (await replica.stub.Status(pb.StatusRequest())).busy
+
+
+async def test_a_slot_frees_when_the_outcome_is_sent_and_runs_share_the_session() -> None:
+    provider = LocalProcessProvider(REPO)
+    replica = await provider.start(worker_spec(replica_concurrency=2), REGION)
+    session = replica.session
+    assert session is not None
+    try:
+        assert (await events(session.start(run("echo", b"one"))))[-1].result.body == b"one"
+        # The agent frees its count of the slot on the outcome and sends the next task at
+        # once, which the replica must take.
+        assert (await events(session.start(run("echo", b"two"))))[-1].result.body == b"two"
+        # Two at once, each with its own events, the short one answered first.
+        slow, quick = session.start(sleep(1)), session.start(run("echo", b"three"))
+        assert [e.WhichOneof("kind") for e in await events(quick)] == ["result"]
+        slept = await events(slow)
+        assert slept[0].log.line == "sleeping 1.0" and json.loads(slept[-1].result.body)["slept"]
+        assert await busy(replica) == 0 and not session.runs
+    finally:
+        await provider.stop(replica)
+    assert replica.process is not None and replica.process.returncode == 0  # a graceful stop
+
+
+async def test_a_cancelled_run_stops_on_the_replica_and_frees_its_slot_at_once() -> None:
     provider = LocalProcessProvider(REPO)
     replica = await provider.start(worker_spec(replica_concurrency=1), REGION)
-    assert replica.stub is not None
+    session = replica.session
+    assert session is not None
     try:
-        first = replica.stub.Run(run("echo", b"one"))
-        assert (await first.read()).result.body == b"one"
-        # The first stream has not been read to its end; the agent frees the slot on the outcome
-        # and sends the next task at once, which the replica must take.
-        second = replica.stub.Run(run("echo", b"two"))
-        assert (await second.read()).result.body == b"two"
-        # While a task runs, its one slot is taken: the hard limit refuses a second.
-        sleeping = replica.stub.Run(run("sleep", json.dumps({"seconds": 2}).encode()))
+        sleeping = session.start(sleep(60))
+        assert (await anext(sleeping)).log.line == "sleeping 60.0"  # it runs
+        assert await busy(replica) == 1
+        sleeping.cancel()
+        # The cancel is read before the next start: the one slot is free for it, already.
+        assert (await events(session.start(run("echo", b"next"))))[-1].result.body == b"next"
+        assert await busy(replica) == 0
+    finally:
+        await provider.stop(replica)
 
-        async def busy() -> bool:
-            return (await replica.stub.Status(pb.StatusRequest())).busy == 1  # type: ignore[union-attr]
 
-        await until(busy)
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await replica.stub.Run(run("echo", b"three")).read()
-        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        events = [event async for event in sleeping]
-        assert json.loads(events[-1].result.body)["slept"] == 2
+async def test_a_start_past_the_replicas_slots_breaks_its_session_and_the_replica_dies() -> None:
+    """The agent never sends more than the free slots: a replica sent more takes its session
+    for broken, and a broken session is a replica taken for dead (killed, to be replaced)."""
+    provider = LocalProcessProvider(REPO)
+    replica = await provider.start(worker_spec(replica_concurrency=1), REGION)
+    session = replica.session
+    assert session is not None and replica.process is not None
+    try:
+        sleeping, extra = session.start(sleep(5)), session.start(run("echo", b"x"))
+        assert await events(extra) == []  # no outcome: the session broke
+        assert all(e.WhichOneof("kind") == "log" for e in await events(sleeping))
+        await asyncio.wait_for(replica.exited.wait(), 30)
+        assert replica.process.returncode == -signal.SIGKILL
+        assert await events(session.start(run("echo", b"y"))) == []  # gone: breaks at once
     finally:
         await provider.stop(replica)
 
@@ -57,16 +103,34 @@ async def test_a_result_larger_than_a_grpc_message_comes_back_in_chunks() -> Non
     message (which failed the call, and the agent took the replica for dead)."""
     provider = LocalProcessProvider(REPO)
     replica = await provider.start(worker_spec(replica_concurrency=1), REGION)
-    assert replica.stub is not None
+    assert replica.session is not None
     size = 70 << 20
     try:
-        events = [
-            e async for e in replica.stub.Run(run("big", json.dumps({"size": size}).encode()))
-        ]
-        body = b"".join(e.chunk for e in events[:-1]) + events[-1].result.body
+        got = await events(replica.session.start(run("big", json.dumps({"size": size}).encode())))
+        body = b"".join(e.chunk for e in got[:-1]) + got[-1].result.body
         assert len(body) == size and body == pattern(size)
-        assert max(e.ByteSize() for e in events) <= CHUNK + 64
-        assert events[-1].result.content_type == "application/octet-stream"
+        assert max(e.ByteSize() for e in got) <= CHUNK + 64
+        assert got[-1].result.content_type == "application/octet-stream"
+    finally:
+        await provider.stop(replica)
+
+
+async def test_a_result_not_taken_holds_back_its_own_run_only() -> None:
+    """Per run, as a call per task had its own flow control: no more than IN_FLIGHT chunks of
+    a result wait for the agent, and the other runs on the session answer meanwhile."""
+    provider = LocalProcessProvider(REPO)
+    replica = await provider.start(worker_spec(replica_concurrency=2), REGION)
+    session = replica.session
+    assert session is not None
+    size = 40 << 20
+    try:
+        big = session.start(run("big", json.dumps({"size": size}).encode()))
+        await until(lambda: big.events.qsize() == IN_FLIGHT)
+        assert (await events(session.start(run("echo", b"beside"))))[-1].result.body == b"beside"
+        await asyncio.sleep(0.3)  # time to send more, if it would
+        assert big.events.qsize() == IN_FLIGHT
+        got = await events(big)
+        assert len(b"".join(e.chunk for e in got[:-1]) + got[-1].result.body) == size
     finally:
         await provider.stop(replica)
 
@@ -90,7 +154,8 @@ async def test_a_replica_serves_on_a_unix_socket_only_its_user_and_the_agent_rea
     replica = await provider.start(worker_spec(replica_concurrency=1), REGION)
     assert replica.stub is not None and replica.address is not None and replica.process
     try:
-        assert (await replica.stub.Run(run("echo", b"hi")).read()).result.body == b"hi"
+        assert replica.session is not None
+        assert (await events(replica.session.start(run("echo", b"hi"))))[-1].result.body == b"hi"
         owner = pwd.getpwnam("nobody").pw_uid if isolated else os.geteuid()
         assert _uid(replica.process.pid) == owner
         for path, mode in ((replica.address, 0o600), (replica.address.parent, 0o700)):

@@ -1,4 +1,4 @@
-"""A task run against a scripted replica call (no process, no etcd): what each way a call ends
+"""A task run against a scripted replica run (no process, no etcd): what each way a run ends
 means for the task and the replica, and that the slot is free before the outcome is written."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import pytest
 
-from federation.appspec import parse_spec
+from federation.appspec import AppSpec, parse_spec
 from federation.queue import Claim
 from regional.outcomes import Failure, GiveBack, Outcome, Result
 from regional.replicas import Replica
@@ -23,12 +23,13 @@ SPEC = parse_spec({"app": {"name": "demo", "handler": "m:M"}, "scaling": {"max_r
 
 
 class Call:
-    """A replica's answer, scripted: these events, then this error (or the end)."""
+    """A replica's answer, scripted: these events, then this error (or the end); with none,
+    it holds until cancelled."""
 
     def __init__(self, *events: pb.RunEvent, error: BaseException | None = None) -> None:
         self.events, self.error = events, error
         self.cancelled = False
-        self.hold = asyncio.Event()  # with ``hold``: wait after the events until cancelled
+        self.hold = asyncio.Event()
 
     async def __aiter__(self) -> AsyncIterator[pb.RunEvent]:
         for e in self.events:
@@ -42,13 +43,13 @@ class Call:
         self.cancelled = True
 
 
-class Stub:
+class Session:
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.requests: list[tuple[pb.RunRequest, float]] = []
+        self.requests: list[pb.RunRequest] = []
 
-    def Run(self, request: pb.RunRequest, timeout: float) -> Call:
-        self.requests.append((request, timeout))
+    def start(self, request: pb.RunRequest) -> Call:
+        self.requests.append(request)
         return self.call
 
 
@@ -67,24 +68,24 @@ class Recorder:
         self.events.append(events)
 
 
-def prepare(call: Call) -> tuple[TaskRun, Recorder, Replica, Stub]:
-    pool = ReplicaSet(SPEC, "us-east-1", provider=None, desired=1)  # type: ignore[arg-type]
-    stub = Stub(call)
-    replica = Replica("r1", 2, stub=stub)  # type: ignore[arg-type]
+def prepare(call: Call, spec: AppSpec = SPEC) -> tuple[TaskRun, Recorder, Replica, Session]:
+    pool = ReplicaSet(spec, "us-east-1", provider=None, desired=1)  # type: ignore[arg-type]
+    session = Session(call)
+    replica = Replica("r1", 2, stub=object(), session=session)  # type: ignore[arg-type]
     pool.replicas = [replica]
     recorder = Recorder(pool)
     ctx = RunContext(recorder, None, 1 << 20, recorder, pool)  # type: ignore[arg-type]
     claimed = pool.acquire()
     assert claimed is replica
     claim = Claim(task("us-east-1", function="echo"), b"token", b"key", payload=b"in")
-    return TaskRun(claim, replica, SPEC, ctx), recorder, replica, stub
+    return TaskRun(claim, replica, spec, ctx), recorder, replica, session
 
 
-async def run(call: Call) -> tuple[Recorder, Replica, Stub]:
-    taskrun, recorder, replica, stub = prepare(call)
+async def run(call: Call, spec: AppSpec = SPEC) -> tuple[Recorder, Replica, Session]:
+    taskrun, recorder, replica, session = prepare(call, spec)
     await taskrun.run()
     assert replica.busy == 0  # the slot came back, whatever happened
-    return recorder, replica, stub
+    return recorder, replica, session
 
 
 def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
@@ -97,11 +98,11 @@ async def test_a_result_in_chunks_with_progress_is_written_after_its_slot_is_fre
         pb.RunEvent(chunk=b"hello "),
         pb.RunEvent(result=pb.Result(body=b"world", content_type="text/plain")),
     )
-    recorder, replica, stub = await run(call)
+    recorder, replica, session = await run(call)
     assert recorder.settled == [(Result(b"hello world", "text/plain"), 0)]
     assert recorder.events and recorder.events[-1].progress.message == "half"
-    ((request, timeout),) = stub.requests
-    assert (request.payload, request.function, timeout) == (b"in", "echo", 7)
+    (request,) = session.requests
+    assert (request.payload, request.function) == (b"in", "echo")
     assert not replica.draining and call.cancelled  # the replica's side is let go
 
 
@@ -111,10 +112,14 @@ async def test_a_handler_error_fails_the_task_not_the_replica() -> None:
     assert not replica.draining
 
 
-async def test_max_runtime_fails_the_task_and_keeps_the_replica() -> None:
-    recorder, replica, _ = await run(Call(error=rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)))
-    assert recorder.settled == [(Failure("timeout", "ran longer than max_runtime = 7.0 s"), 0)]
-    assert not replica.draining
+async def test_max_runtime_fails_the_task_stops_its_run_and_keeps_the_replica() -> None:
+    spec = SPEC.model_copy(
+        update={"scaling": SPEC.scaling.model_copy(update={"max_runtime": 0.05})}
+    )
+    call = Call()  # it never answers
+    recorder, replica, _ = await run(call, spec)
+    assert recorder.settled == [(Failure("timeout", "ran longer than max_runtime = 0.05 s"), 0)]
+    assert call.cancelled and not replica.draining
 
 
 @pytest.mark.parametrize(
