@@ -15,7 +15,8 @@ Partition keyspace (one per home region; each partition lives in the cluster its
 
     {root}/q/{p}/tasks/{id}                  the task record: the truth for status lookups
     {root}/q/{p}/payload/{id}                the request body (written once, at enqueue)
-    {root}/q/{p}/result/{id}                 the result body (written once, by the fenced complete)
+    {root}/q/{p}/result/{id}                 the result body (written once, by the fenced complete);
+                                             one of 512 bytes or less is in the record instead
     {root}/q/{p}/events/{id}                 progress and recent log lines, rewritten as they come
     {root}/q/{p}/hooked/{id}                 how the task's webhook delivery goes: attempts, last
                                              error, delivered or given up

@@ -74,9 +74,14 @@ class TaskError(BaseModel):
 
 
 class TaskRecord(BaseModel):
-    """What etcd stores per task. Small on purpose: bodies live under their own keys."""
+    """What etcd stores per task. Small on purpose: bodies live under their own keys, but for
+    a result of a few hundred bytes (``result_inline``), which the reader of the finished record
+    then has without a second read."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Bodies in JSON as base64: a result is any bytes.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
     id: str
     app: str
@@ -106,6 +111,7 @@ class TaskRecord(BaseModel):
     # Bodies over the inline limit live in a blob store; the record holds where (else etcd).
     payload_ref: BlobRef | None = None
     result_ref: BlobRef | None = None
+    result_inline: bytes | None = None
 
     @property
     def partition(self) -> str:
@@ -170,6 +176,7 @@ def finish(
     error: TaskError | None = None,
     result_content_type: str | None = None,
     result_ref: BlobRef | None = None,
+    result_inline: bytes | None = None,
 ) -> TaskRecord:
     to = State.SUCCEEDED if ok else State.FAILED
     _check(record, to)
@@ -182,6 +189,7 @@ def finish(
             "error": None if ok else error,
             "result_content_type": result_content_type if ok else None,
             "result_ref": result_ref if ok else None,
+            "result_inline": result_inline if ok else None,
         }
     )
 

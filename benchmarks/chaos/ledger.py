@@ -120,6 +120,14 @@ def read_runs(path: Path) -> dict[str, list[Run]]:
     return {t: sorted(rs.values(), key=lambda r: r.started) for t, rs in starts.items()}
 
 
+def _run_of(result: bytes) -> str:
+    """The run a committed result names (the chaos workload returns it)."""
+    try:
+        return str(json.loads(result)["run"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
+
+
 @dataclass
 class Final:
     """Every task's state at the end, from etcd, with its commits and runs."""
@@ -152,15 +160,14 @@ async def final(queue: Queue, ledger: Ledger, runs: Path) -> Final:
         for kv in (await etcd.range_all(prefix, keys.prefix_end(prefix)))[0]:
             r = decode(kv.value)
             records[r.id] = r
+            if r.result_inline is not None:  # a small result lives in the record
+                results[r.id] = _run_of(r.result_inline)
         prefix = keys.done_all(root, p)
         kvs, _ = await etcd.range_all(prefix, keys.prefix_end(prefix), keys_only=True)
         done.update(keys.task_id_of(kv.key) for kv in kvs)
         prefix = keys.result(root, p, "")
         for kv in (await etcd.range_all(prefix, keys.prefix_end(prefix)))[0]:
-            try:
-                results[keys.task_id_of(kv.key)] = str(json.loads(kv.value)["run"])
-            except (ValueError, KeyError, TypeError):
-                results[keys.task_id_of(kv.key)] = "?"
+            results[keys.task_id_of(kv.key)] = _run_of(kv.value)
     return Final(
         records, done, results, await asyncio.to_thread(read_runs, runs), dict(ledger.commits)
     )

@@ -12,7 +12,7 @@ from federation import keys
 from federation.errors import Conflict, IdempotencyKeyReused, NotClaimer, NotFound, Unavailable
 from federation.etcd import Etcd
 from federation.events import TaskEvents
-from federation.queue import MAX_BATCH, Claimer, Queue
+from federation.queue import MAX_BATCH, RESULT_IN_RECORD, Claimer, Queue
 from federation.ready import ReadyView
 from federation.reaper import expire_due, queued_apps, requeue_lost, sweep_retention
 from federation.task import State, TaskError, TaskRecord
@@ -48,6 +48,30 @@ async def test_enqueue_claim_complete_and_wait(queue: Queue) -> None:
     finally:
         follower.cancel()
         await claimer.close()
+
+
+async def test_a_small_result_lives_in_the_record_and_a_larger_one_in_its_own_key(
+    queue: Queue,
+) -> None:
+    """The waiter of a small result has it from the finished record, with no second read."""
+    small, large = bytes(range(256)) * 2, b"x" * (RESULT_IN_RECORD + 1)  # any bytes
+    records = [task(P), task(P)]
+    for r in records:
+        await queue.enqueue(r, b"")
+    claimer = Claimer("c1", P)
+    try:
+        async with following(ReadyView(queue, "demo", [P])) as view:
+            claims = {c.record.id: c for c in await claim_until(view, claimer, 2)}
+        first = await queue.complete(claims[records[0].id], small, "application/octet-stream")
+        second = await queue.complete(claims[records[1].id], large, "text/plain")
+    finally:
+        await claimer.close()
+    etcd = queue.etcd(P)
+    stored = await queue.get(first.id)  # as etcd holds it, through its JSON
+    assert stored.result_inline == small and await queue.result(stored) == small
+    assert await etcd.get(keys.result(queue.root, P, first.id)) is None
+    stored = await queue.get(second.id)
+    assert stored.result_inline is None and await queue.result(stored) == large
 
 
 async def test_idempotent_enqueue_returns_one_task(queue: Queue) -> None:
