@@ -1,12 +1,12 @@
 """Webhook deliveries: exactly one delivery chain per webhook across every agent that follows a
 partition, and how it went, for the task's status.
 
-Every agent of the home region sees each finished task (``finished.py``); the one whose
-create-if-absent of ``hook-claims/{id}`` succeeds, under its lease, delivers. It records each
-attempt in ``hooked/{id}`` fenced by that claim, and lets the claim go with the final state in
-one txn. The others follow the claims: one that goes before its chain ended (the sender died and
-its lease lapsed) is taken by another agent, which goes on from the recorded attempts. A sender
-that lost its claim cannot record any more (the fence), so two chains never both go on.
+Every agent of the home region sees each finished task with a webhook (``finished.py``); the one
+whose create-if-absent of ``hook-claims/{id}`` succeeds, under its lease, delivers. It records
+each attempt in ``hooked/{id}`` fenced by that claim, and lets the claim go with the final state
+in one txn. The others follow the claims: one that goes before its chain ended (the sender died
+and its lease lapsed) is taken by another agent, which goes on from the recorded attempts. A
+sender that lost its claim cannot record any more (the fence), so two chains never both go on.
 
 Delivery stays at least once: a sender that dies after a receiver took the POST but before it
 recorded that is followed by another that sends it again. Receivers deduplicate by task id.

@@ -29,6 +29,12 @@ class Finished:
     def record(self) -> TaskRecord:
         return decode(self.value)
 
+    @property
+    def has_webhook(self) -> bool:
+        """Whether the record names a webhook, without decoding it (records are encoded
+        without their defaults, so one without a webhook has no such field)."""
+        return b'"webhook":' in self.value
+
 
 @dataclass(frozen=True, slots=True)
 class Following:

@@ -55,7 +55,8 @@ from federation.topology import Clusters
 # (20 x 6 = 120) fit in one txn.
 MAX_BATCH = 20
 # Results up to this size live in the task's record (``TaskRecord.result_inline``): the record
-# is written twice when a task finishes (its key and the done index) and read by every waiter.
+# is written two or three times when a task finishes (its key, the done index, the webhook
+# index) and read by every waiter.
 RESULT_IN_RECORD = 512
 
 
@@ -316,7 +317,7 @@ class Queue:
             result_key = keys.result(self.root, p, record.id)
             ops.append(put(result_key, result))
             touched.add(result_key)
-        size = len(result or b"") + 4096  # the record twice, keys
+        size = len(result or b"") + 4096  # the record two or three times, keys
         succeeded, _ = await self._settle_group(p).txn(
             [value_is(claim.key, claim.token)], ops, [], frozenset(touched), size
         )

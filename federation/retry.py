@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -34,7 +35,7 @@ from federation.errors import StorageFull, Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-FIRST_WAIT = 0.05  # after a first failure, as the policy's first backoff
+FIRST_WAIT = 0.05  # the first backoff; jittered, then doubling
 
 
 def transient(e: BaseException) -> bool:
@@ -43,16 +44,16 @@ def transient(e: BaseException) -> bool:
 
 
 def on_unavailable(
-    deadline: float | None = None, until: asyncio.Event | None = None
+    deadline: float | None = None, until: asyncio.Event | None = None, *, first: float = 0.05
 ) -> AsyncRetrying:
     """Retry :func:`transient` errors for ``deadline`` seconds (None: no limit) or until
-    ``until`` is set, then raise the last error."""
+    ``until`` is set, then raise the last error. ``first``: the first backoff (doubling)."""
     stop: stop_base = stop_never if deadline is None else stop_after_delay(deadline)
     if until is not None:  # tenacity's check is is_set(), which asyncio's Event has too
         stop = stop | stop_when_event_set(until)  # type: ignore[arg-type]
     return AsyncRetrying(
         retry=retry_if_exception(transient),
-        wait=wait_exponential(multiplier=0.05, max=2.0) + wait_random(0, 0.05),
+        wait=wait_exponential(multiplier=first, max=2.0) + wait_random(0, 0.05),
         stop=stop,
         before_sleep=before_sleep_log(log, logging.INFO),
         reraise=True,
@@ -81,7 +82,7 @@ async def retried(
         if until is not None and until.is_set():
             raise
         log.info("%s: %s; retrying", getattr(fn, "__qualname__", fn), e)
-    await asyncio.sleep(FIRST_WAIT)
+    await asyncio.sleep(FIRST_WAIT + random.uniform(0, 0.05))  # as the policy's first backoff
     left = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
-    result: T = await on_unavailable(left, until)(fn, *args, **kwargs)
+    result: T = await on_unavailable(left, until, first=2 * FIRST_WAIT)(fn, *args, **kwargs)
     return result

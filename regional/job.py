@@ -24,9 +24,10 @@ IN_FLIGHT = 4  # result chunks queued for the agent per task (4 MiB)
 
 
 class Slots(Protocol):
-    """The replica's count of busy slots."""
+    """The replica's count of busy slots, and what a freed one sets."""
 
     busy: int
+    freed: asyncio.Event
 
 
 class Job:
@@ -62,6 +63,7 @@ class Job:
         if self.held:
             self.slots.busy -= 1
             self.held = False
+            self.slots.freed.set()
 
     async def _execute(self, fn: Any, body: Body, pool: ThreadPoolExecutor) -> tuple[bytes, str]:
         result = await call(fn, body, self.ctx, pool)

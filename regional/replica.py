@@ -37,6 +37,7 @@ from regional.rpc import replica_pb2_grpc as pb_grpc
 from regional.sandbox import become
 from regional.streams import Body
 
+SLOT_WAIT = 5.0  # seconds a start waits for a slot that a cut RunStream call frees
 _OUTGOING = 16  # messages waiting to be written to a session: a slow agent holds runs back
 
 
@@ -48,6 +49,7 @@ class ReplicaService(pb_grpc.ReplicaServicer):
         self.functions = functions  # the app's list, if it has one
         self.capacity = concurrency
         self.busy = 0
+        self.freed = asyncio.Event()  # a slot came free (``Job``)
         self.replica_id = replica_id
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="handler")
 
@@ -69,6 +71,7 @@ class ReplicaService(pb_grpc.ReplicaServicer):
             async for message in inputs:
                 kind, number = message.WhichOneof("kind"), message.run
                 if kind == "start":
+                    await self._room()
                     job = await self._job(message.start, Body.of(message.start.payload), context)
                     if isinstance(job, Job):
                         pump = asyncio.ensure_future(_pump(number, job, out))
@@ -114,6 +117,18 @@ class ReplicaService(pb_grpc.ReplicaServicer):
                     job.credits.release()  # the call's own flow control took it
         finally:
             job.stop()  # reached on completion and when the agent cancels the call
+
+    async def _room(self) -> None:
+        """Wait a moment for a slot, if none is free. The agent sends a start only into a slot
+        it freed, and a cancel on the session comes before that start; but a ``RunStream`` call
+        it cut frees its slot here only when that call's end comes through, on its own stream,
+        maybe after the start. Past ``SLOT_WAIT`` the start is refused (``_job``): a broken
+        session, the replica replaced."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SLOT_WAIT):
+                while self.busy >= self.capacity:
+                    self.freed.clear()
+                    await self.freed.wait()
 
     async def _job(self, request: pb.RunRequest, body: Body, context: Any) -> Job | pb.RunEvent:
         """The task started, or the error that ends it at once (a function it may not call)."""

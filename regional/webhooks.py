@@ -21,7 +21,7 @@ import aiohttp
 
 from federation import deliveries, webhooks
 from federation.errors import NotFound, SpilloverError
-from federation.finished import Finished, finished
+from federation.finished import Finished, Following, finished
 from federation.queue import Claimer, Queue
 from federation.retry import retried
 from federation.task import TaskRecord, TaskStatus, WebhookDelivery
@@ -70,12 +70,23 @@ class WebhookSender:
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             try:
                 async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._catch_up(http))
                     tg.create_task(self._follow_finished(http))
                     tg.create_task(self._follow_released(http))
             finally:
                 for task in list(self._sending.values()):
                     task.cancel()
                 await asyncio.gather(*self._sending.values(), return_exceptions=True)
+
+    async def _catch_up(self, http: aiohttp.ClientSession) -> None:
+        """Once, at start: every finished task still kept that has a webhook, from the done
+        index. The webhook index covers what ends from now on, but not what ended before it
+        existed (an agent of an earlier release was stopped in a chain's backoff)."""
+        async for item in finished(self.queue, self.partition, replay=True):
+            if isinstance(item, Following):
+                return
+            if item.has_webhook:
+                self._offer(http, item.task_id, item.record())
 
     async def _follow_finished(self, http: aiohttp.ClientSession) -> None:
         async for item in finished(self.queue, self.partition, replay=True, webhooks=True):

@@ -12,9 +12,12 @@ from typing import Any
 
 import pytest
 
-from federation import deliveries
+from federation import deliveries, keys
+from federation.queue import encode, ns
+from federation.task import State
 from federation.webhooks import HEADER, app_secrets, verify
-from tests.integration.conftest import Harness, Receiver, worker_spec
+from tests.factories import task
+from tests.integration.conftest import REGION, Harness, Receiver, worker_spec
 from tests.integration.edge.test_edge import Edge, start_edge
 from tests.waiting import until
 
@@ -139,3 +142,22 @@ async def test_a_bad_webhook_url_is_a_400_naming_the_header(edge: Edge, url: str
         "POST", "/v1/apps/worker/echo", data=b"x", headers={"X-Spillover-Webhook": url}
     )
     assert status == 400 and "X-Spillover-Webhook" in body["error"]["message"]
+
+
+async def test_a_webhook_of_a_task_finished_before_the_webhook_index_is_still_delivered(
+    receiver: tuple[Receiver, str], harness: Harness
+) -> None:
+    """A task that an earlier release finished wrote no entry in the webhook index; an agent
+    that starts finds it in the done index (its catch-up) and delivers it."""
+    r, url = receiver
+    await harness.apps.put(worker_spec())
+    now = time.time()
+    done = task(REGION, app="worker", webhook=url, state=State.SUCCEEDED, attempts=1,
+                started_at=now, finished_at=now, region=REGION)  # fmt: skip
+    q, etcd = harness.queue, harness.queue.etcd(REGION)
+    await etcd.put(keys.task(q.root, REGION, done.id), encode(done))
+    expires = ns(now + done.retention)
+    await etcd.put(keys.done(q.root, REGION, expires, done.id), encode(done))
+    await harness.start_agent(webhook_backoff=0.05, webhook_private_targets=True)
+    await until(lambda: len(r.got) == 1, timeout=20)
+    assert json.loads(r.got[0][1])["task"]["id"] == done.id

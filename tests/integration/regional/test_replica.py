@@ -88,12 +88,38 @@ async def test_a_start_past_the_replicas_slots_breaks_its_session_and_the_replic
     session = replica.session
     assert session is not None and replica.process is not None
     try:
-        sleeping, extra = session.start(sleep(5)), session.start(run("echo", b"x"))
-        assert await events(extra) == []  # no outcome: the session broke
+        sleeping, extra = session.start(sleep(30)), session.start(run("echo", b"x"))
+        assert await events(extra) == []  # no outcome (after SLOT_WAIT): the session broke
         assert all(e.WhichOneof("kind") == "log" for e in await events(sleeping))
         await asyncio.wait_for(replica.exited.wait(), 30)
         assert replica.process.returncode == -signal.SIGKILL
         assert await events(session.start(run("echo", b"y"))) == []  # gone: breaks at once
+    finally:
+        await provider.stop(replica)
+
+
+async def test_a_start_into_the_slot_of_a_blob_call_just_cut_waits_for_it() -> None:
+    """A blob payload's call ends on its own stream: the agent that cut it frees the slot and
+    may start the next task on the session before the replica has seen the call end. The start
+    waits for the slot instead of breaking the session (and every task on it)."""
+    provider = LocalProcessProvider(REPO)
+    replica = await provider.start(worker_spec(replica_concurrency=1), REGION)
+    assert replica.stub is not None and replica.session is not None
+    try:
+        body = json.dumps({"seconds": 60}).encode()
+        call = replica.stub.RunStream()
+        await call.write(pb.RunInput(request=pb.RunRequest(task_id="t", function="sleep",
+                                                           size=len(body))))  # fmt: skip
+        await call.write(pb.RunInput(chunk=body))
+        await call.done_writing()
+        assert (await call.read()).log.line == "sleeping 60.0"  # it holds the one slot
+        # The start reaches the replica first (the pause orders it; the test does not time
+        # anything), then the call's end.
+        following = replica.session.start(run("echo", b"next"))
+        await asyncio.sleep(0.5)
+        call.cancel()
+        assert (await events(following))[-1].result.body == b"next"
+        assert replica.process is not None and replica.process.returncode is None
     finally:
         await provider.stop(replica)
 
