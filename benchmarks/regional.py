@@ -57,14 +57,14 @@ def spec(name: str, handler: str, concurrency: int) -> Any:
 
 
 class Rig:
-    def __init__(self, endpoints: list[str]) -> None:
+    def __init__(self, endpoints: list[str], blobs: Path) -> None:
         self.etcd = EtcdConfig(endpoints=tuple(endpoints), root="/bench")
         self.clusters = Clusters(self.etcd)
         self.queue = Queue(self.clusters)
         self.waiters = TaskWaiters(self.queue, [REGION])
         self.apps = AppRegistry(self.clusters.control, self.etcd.root)
         config = RegionConfig(name=REGION, lat=39.0, lon=-77.5, etcd=self.etcd, app_root=REPO,
-                              blobs={"dir": tempfile.mkdtemp(prefix="bench-blobs-")})  # fmt: skip
+                              blobs={"dir": str(blobs)})  # fmt: skip
         self.agent = Agent(config, Clusters(self.etcd), LocalProcessProvider(REPO))
         self.bg = [asyncio.create_task(self.waiters.run()), asyncio.create_task(self.agent.run())]
 
@@ -141,8 +141,8 @@ async def rss_under_load(rig: Rig, concurrency: int, seconds: float) -> float:
     return peak
 
 
-async def run(endpoints: list[str], tasks: int) -> dict[str, float]:
-    rig = Rig(endpoints)
+async def run(endpoints: list[str], blobs: Path, tasks: int) -> dict[str, float]:
+    rig = Rig(endpoints, blobs)
     try:
         out = await dispatch_latency(rig, tasks)
         print("dispatch latency measured", file=sys.stderr)
@@ -161,7 +161,7 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=300)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d, LocalEtcd(Path(d)) as etcd:
-        results = uvloop.run(run(etcd.endpoints, args.tasks))
+        results = uvloop.run(run(etcd.endpoints, Path(d) / "blobs", args.tasks))
     for k, v in results.items():
         print(f"| {k} | {v:,.2f} |")
 

@@ -338,7 +338,7 @@ class Queue:
             claim.record, ok=True, now=self.clock(), result_content_type=content_type,
             result_ref=ref, result_inline=result if small else None,
         )  # fmt: skip
-        return await self._fenced(claim, done, None if small else result)
+        return await self._fenced(claim, done, None if small or ref is not None else result)
 
     async def fail(self, claim: Claim, error: TaskError) -> TaskRecord:
         return await self._fenced(

@@ -3,6 +3,8 @@ root) and three members (per module). Fault tests that kill members get their ow
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,15 +16,26 @@ from federation.topology import Clusters, EtcdConfig
 from spillover.local.etcd import LocalEtcd
 
 
+@contextlib.contextmanager
+def own_dir(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A directory for a fixture that outlives a test, removed when the fixture ends: pytest
+    would keep it to the session's end, and etcd's WAL alone is 64 MB a member."""
+    path = factory.mktemp(name)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def etcd1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEtcd]:
-    with LocalEtcd(tmp_path_factory.mktemp("etcd1")) as cluster:
+    with own_dir(tmp_path_factory, "etcd1") as d, LocalEtcd(d) as cluster:
         yield cluster
 
 
 @pytest.fixture(scope="module")
 def etcd3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEtcd]:
-    with LocalEtcd(tmp_path_factory.mktemp("etcd3"), members=3) as cluster:
+    with own_dir(tmp_path_factory, "etcd3") as d, LocalEtcd(d, members=3) as cluster:
         yield cluster
 
 

@@ -68,6 +68,7 @@ class Harness:
         self.waiters = TaskWaiters(self.queue, [REGION])
         self.apps = AppRegistry(self.clusters.control, root)
         self.agents: list[tuple[Agent, asyncio.Task[None]]] = []
+        self._scratch = tempfile.TemporaryDirectory(prefix="harness-")  # the agents' blob stores
         self._bg = [asyncio.create_task(self.waiters.run())]
 
     async def start_agent(self, **config: Any) -> Agent:
@@ -75,13 +76,17 @@ class Harness:
         cfg = RegionConfig(
             name=REGION, lat=39.0, lon=-77.5, etcd=self.etcd_config, app_root=REPO,
             heartbeat_interval=0.2,
-            **{"autoscale": False, "blobs": {"dir": tempfile.mkdtemp(prefix="agent-blobs-")},
+            **{"autoscale": False, "blobs": {"dir": self.scratch()},
                "lease_ttl": 2, **config},
         )  # fmt: skip
         provider = LocalProcessProvider(REPO, replica_user=cfg.replica_user)
         agent = Agent(cfg, Clusters(self.etcd_config), provider)
         self.agents.append((agent, asyncio.create_task(agent.run())))
         return agent
+
+    def scratch(self) -> str:
+        """A new directory, removed with the harness."""
+        return tempfile.mkdtemp(dir=self._scratch.name)
 
     async def ready(self, agent: Agent, app: str, replicas: int, timeout: float = 30) -> None:
         def serving() -> bool:
@@ -107,6 +112,7 @@ class Harness:
             agent.provider.close()
         await cancel_and_wait(self._bg)
         await self.clusters.close()
+        self._scratch.cleanup()
 
 
 @pytest.fixture

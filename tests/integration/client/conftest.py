@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -98,3 +99,4 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         except subprocess.TimeoutExpired:
             up.proc.kill()
             up.proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)  # etcd's data: pytest would keep it to the end

@@ -36,8 +36,7 @@ async def test_unauthorized_and_forbidden(harness: Harness) -> None:
                 await client.submit("worker", "echo", b"x")
             assert (await client.submit("other", "echo", b"x")).id.endswith(REGION)
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()
 
 
 async def test_etcd_down_is_unavailable_and_a_call_retrying_when_it_returns_stores_once(
@@ -65,6 +64,5 @@ async def test_etcd_down_is_unavailable_and_a_call_retrying_when_it_returns_stor
         kvs, _ = await harness.clusters.control.range_all(prefix, keys.prefix_end(prefix))
         assert len(kvs) == 2  # "first" and "second": no retry stored a task twice
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()
         await harness.close()

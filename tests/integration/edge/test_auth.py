@@ -24,8 +24,7 @@ async def edge(harness: Harness) -> AsyncIterator[Edge]:
     await harness.ready(agent, "worker", 1)
     e = await start_edge(harness.etcd_config, auth=True)
     yield e
-    await e.http.close()
-    await e.runner.cleanup()
+    await e.close()
 
 
 @pytest.fixture

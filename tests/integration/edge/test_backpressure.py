@@ -57,8 +57,7 @@ async def test_a_full_queue_answers_429_with_retry_after_and_stores_nothing(
 
         await until(admitted, timeout=10, every=0.2)
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()
 
 
 async def test_etcd_above_its_watermark_answers_503_storage_full_and_health_says_why(
@@ -91,8 +90,7 @@ async def test_etcd_above_its_watermark_answers_503_storage_full_and_health_says
 
             await until(admitted, timeout=15, every=0.2)
         finally:
-            await edge.http.close()
-            await edge.runner.cleanup()
+            await edge.close()
             await harness.close()
 
 

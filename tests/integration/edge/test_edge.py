@@ -29,20 +29,28 @@ REGIONS = (
 
 
 class Edge:
-    def __init__(self, runner: web.AppRunner, url: str, http: aiohttp.ClientSession) -> None:
-        self.runner, self.url, self.http = runner, url, http
+    def __init__(
+        self, runner: web.AppRunner, url: str, blobs: tempfile.TemporaryDirectory[str]
+    ) -> None:
+        self.runner, self.url, self.blobs = runner, url, blobs
+        self.http = aiohttp.ClientSession()
 
     async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any, Any]:
         async with self.http.request(method, self.url + path, **kw) as r:
             body = await r.json() if r.content_type == "application/json" else await r.read()
             return r.status, body, r.headers
 
+    async def close(self) -> None:
+        await self.http.close()
+        await self.runner.cleanup()
+        self.blobs.cleanup()
+
 
 async def start_edge(harness_config: Any, **settings: Any) -> Edge:
-    blobs = {"dir": tempfile.mkdtemp(prefix="edge-blobs-")}
+    blobs = tempfile.TemporaryDirectory(prefix="edge-blobs-")
     config = EdgeConfig(
         region=REGION, etcd=harness_config, port=free_port(),
-        **{"auth": False, "blobs": blobs, "regions": REGIONS, **settings},
+        **{"auth": False, "blobs": {"dir": blobs.name}, "regions": REGIONS, **settings},
     )  # fmt: skip
     runner = web.AppRunner(create_app(config), keepalive_timeout=config.idle_timeout)
     await runner.setup()
@@ -51,7 +59,7 @@ async def start_edge(harness_config: Any, **settings: Any) -> Edge:
     await site.start()
     port = runner.addresses[0][1]
     scheme = "http" if tls is None else "https"
-    edge = Edge(runner, f"{scheme}://127.0.0.1:{port}", aiohttp.ClientSession())
+    edge = Edge(runner, f"{scheme}://127.0.0.1:{port}", blobs)
 
     async def ready() -> bool:  # as a load balancer would wait (with auth: the keys are read)
         return (await edge.call("GET", "/readyz", ssl=False))[0] == 200
@@ -70,8 +78,7 @@ async def serving(harness: Harness, **scaling: Any) -> AsyncIterator[Edge]:
     try:
         yield e
     finally:
-        await e.http.close()
-        await e.runner.cleanup()
+        await e.close()
 
 
 @pytest.fixture
@@ -161,8 +168,7 @@ async def test_a_function_the_apps_list_does_not_name_is_a_404_and_stores_nothin
         assert await harness.queue.etcd(REGION).count(stored) == 0
         assert (await e.call("POST", "/v1/apps/worker/echo?async=true", data=b"x"))[0] == 202
     finally:
-        await e.http.close()
-        await e.runner.cleanup()
+        await e.close()
 
 
 async def test_unknown_tasks_and_routes_are_json_404s(edge: Edge) -> None:
@@ -248,8 +254,7 @@ async def test_etcd_down_is_503_with_retry_after_and_nothing_acknowledged(
             await asyncio.sleep(0.1)
         assert status == 202
     finally:
-        await e.http.close()
-        await e.runner.cleanup()
+        await e.close()
         await harness.close()
 
 
@@ -333,8 +338,7 @@ async def test_a_stream_outlives_many_keepalives_and_carries_every_event(
         _, info, _ = await fast.call("POST", "/v1/apps/worker/nap?async=true", json={"seconds": 4})
         text = await sse_text(fast, info["id"])
     finally:
-        await fast.http.close()
-        await fast.runner.cleanup()
+        await fast.close()
     assert text.count(": ping") >= 5
     events = parse_sse(text)
     progress = [d["fraction"] for k, d in events if k == "progress"]

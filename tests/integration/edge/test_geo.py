@@ -51,8 +51,7 @@ async def homes(
             assert status == 202
             found[client] = info["home_region"]
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()
     return found
 
 

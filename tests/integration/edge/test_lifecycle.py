@@ -53,8 +53,7 @@ async def test_https_speaks_tls_12_and_13_and_refuses_older(
             async with edge.http.get(edge.url + "/healthz", ssl=old):
                 pass
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()
 
 
 def test_plain_http_is_refused_off_loopback_and_tls_needs_cert_and_key(tmp_path: Path) -> None:
@@ -92,3 +91,4 @@ async def test_shutdown_finishes_short_sync_waits_and_answers_long_ones_202(
         await harness.queue.cancel(body2["id"])
     finally:
         await edge.http.close()
+        edge.blobs.cleanup()

@@ -31,8 +31,7 @@ async def limited(harness: Harness) -> AsyncIterator[Edge]:
         harness.etcd_config, max_connections=2, body_timeout=0.5, sse_keepalive=0.2
     )
     yield e
-    await e.http.close()
-    await e.runner.cleanup()
+    await e.close()
 
 
 async def test_a_trickled_body_gets_408_and_frees_its_slot(limited: Edge) -> None:
@@ -113,8 +112,7 @@ async def test_unknown_keys_cost_a_bounded_number_of_etcd_reads(harness: Harness
 
         await until(accepted, timeout=5)
     finally:
-        await e.http.close()
-        await e.runner.cleanup()
+        await e.close()
 
 
 async def test_an_edge_that_lost_sight_of_the_keys_fails_closed(
@@ -151,6 +149,5 @@ async def test_an_edge_that_lost_sight_of_the_keys_fails_closed(
         await until(accepted, timeout=20)
         assert (await e.call("GET", "/readyz"))[0] == 200
     finally:
-        await e.http.close()
-        await e.runner.cleanup()
+        await e.close()
         await harness.close()

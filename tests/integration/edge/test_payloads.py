@@ -164,5 +164,4 @@ async def test_with_s3_bodies_and_results_go_through_the_bucket(
         refs = (record.payload_ref, record.result_ref)
         assert all(r is not None and r.url.startswith(f"s3://{s3_blobs.bucket}/") for r in refs)
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()

@@ -39,5 +39,4 @@ async def test_two_edges_share_a_keys_rate(harness: Harness) -> None:
         assert (await edges[0].call("GET", "/v1/apps", headers=bearer(free)))[0] == 200
     finally:
         for e in edges:
-            await e.http.close()
-            await e.runner.cleanup()
+            await e.close()

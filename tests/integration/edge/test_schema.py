@@ -26,6 +26,7 @@ from edge import openapi
 from federation.apikeys import ApiKeys, Grant
 from federation.topology import Clusters, EtcdConfig
 from spillover.local.etcd import LocalEtcd, free_port
+from tests.conftest import own_dir
 from tests.integration.conftest import REPO
 
 schema = schemathesis.openapi.from_dict(openapi.spec(["us-east-1"], max_wait=300))
@@ -58,8 +59,7 @@ def _wait_ready(url: str, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp = tmp_path_factory.mktemp("schema")
-    with LocalEtcd(tmp / "etcd") as etcd:
+    with own_dir(tmp_path_factory, "schema") as tmp, LocalEtcd(tmp / "etcd") as etcd:
         etcd_toml = f'[etcd]\nendpoints = ["{etcd.endpoints[0]}"]\n'
         port = free_port()
         edge = tmp / "edge.toml"

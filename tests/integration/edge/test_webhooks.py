@@ -33,8 +33,7 @@ async def edge(harness: Harness) -> AsyncIterator[Edge]:
     await harness.ready(agent, "worker", 1)
     e = await start_edge(harness.etcd_config, allow_http_webhooks=True)
     yield e
-    await e.http.close()
-    await e.runner.cleanup()
+    await e.close()
 
 
 async def test_a_signed_webhook_is_retried_after_a_5xx_and_delivered_once(

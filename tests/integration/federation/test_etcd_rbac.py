@@ -42,6 +42,7 @@ from regional.agent import Agent
 from regional.config import RegionConfig
 from regional.replicas import LocalProcessProvider
 from spillover.local.etcd import LocalEtcd, ServerTls, etcd_version
+from tests.conftest import own_dir
 from tests.integration.conftest import REGION, REPO, worker_spec
 from tests.integration.edge.test_edge import start_edge
 from tests.waiting import until
@@ -98,12 +99,13 @@ async def rbac_on(s: Secured) -> Secured:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    s = secure(tmp_path_factory.mktemp("rbac"))
-    try:
-        asyncio.run(rbac_on(s))
-        yield s
-    finally:
-        s.cluster.close()
+    with own_dir(tmp_path_factory, "rbac") as d:
+        s = secure(d)
+        try:
+            asyncio.run(rbac_on(s))
+            yield s
+        finally:
+            s.cluster.close()
 
 
 @pytest.fixture
@@ -266,8 +268,7 @@ async def test_an_edge_and_an_agent_run_the_whole_task_lifecycle_within_their_ro
         assert await sweep_retention(Queue(reaper), REGION, pressure_retention=0.0) >= 3
         await reaper.close()
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await agent.clusters.close()

@@ -22,6 +22,7 @@ from federation.queue import Queue
 from federation.topology import Clusters, EtcdConfig
 from federation.waiters import TaskWaiters
 from spillover.local.etcd import LocalEtcd, ServerTls
+from tests.conftest import own_dir
 from tests.factories import task
 
 pytestmark = pytest.mark.slow
@@ -56,14 +57,14 @@ def minted_certs(d: Path) -> Certs:
 def secured(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LocalEtcd, EtcdTls]]:
-    d = tmp_path_factory.mktemp("etcd-tls")
-    clients_ca, members_ca, (member_cert, member_key), (cert, key) = (
-        trustme_certs(d) if request.param == "trustme" else minted_certs(d)
-    )
-    client = EtcdTls(ca_file=members_ca, cert_file=cert, key_file=key)
-    tls = ServerTls(clients_ca, member_cert, member_key, client)
-    with LocalEtcd(d / "data", tls=tls) as cluster:
-        yield cluster, client
+    with own_dir(tmp_path_factory, "etcd-tls") as d:
+        clients_ca, members_ca, (member_cert, member_key), (cert, key) = (
+            trustme_certs(d) if request.param == "trustme" else minted_certs(d)
+        )
+        client = EtcdTls(ca_file=members_ca, cert_file=cert, key_file=key)
+        tls = ServerTls(clients_ca, member_cert, member_key, client)
+        with LocalEtcd(d / "data", tls=tls) as cluster:
+            yield cluster, client
 
 
 async def test_the_queue_and_its_watches_work_over_tls_with_a_client_certificate(

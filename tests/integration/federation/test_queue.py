@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from federation import keys
+from federation.blobs import BlobRef
 from federation.errors import Conflict, IdempotencyKeyReused, NotClaimer, NotFound, Unavailable
 from federation.etcd import Etcd
 from federation.events import TaskEvents
@@ -50,20 +51,22 @@ async def test_enqueue_claim_complete_and_wait(queue: Queue) -> None:
         await claimer.close()
 
 
-async def test_a_small_result_lives_in_the_record_and_a_larger_one_in_its_own_key(
+async def test_a_small_result_lives_in_the_record_a_larger_one_in_its_own_key_a_blob_in_neither(
     queue: Queue,
 ) -> None:
     """The waiter of a small result has it from the finished record, with no second read."""
     small, large = bytes(range(256)) * 2, b"x" * (RESULT_IN_RECORD + 1)  # any bytes
-    records = [task(P), task(P)]
+    ref = BlobRef(url="s3://bucket/r", size=5 << 20, sha256="0" * 64)
+    records = [task(P), task(P), task(P)]
     for r in records:
         await queue.enqueue(r, b"")
     claimer = Claimer("c1", P)
     try:
         async with following(ReadyView(queue, "demo", [P])) as view:
-            claims = {c.record.id: c for c in await claim_until(view, claimer, 2)}
+            claims = {c.record.id: c for c in await claim_until(view, claimer, 3)}
         first = await queue.complete(claims[records[0].id], small, "application/octet-stream")
         second = await queue.complete(claims[records[1].id], large, "text/plain")
+        third = await queue.complete(claims[records[2].id], b"", "text/plain", ref)
     finally:
         await claimer.close()
     etcd = queue.etcd(P)
@@ -72,6 +75,9 @@ async def test_a_small_result_lives_in_the_record_and_a_larger_one_in_its_own_ke
     assert await etcd.get(keys.result(queue.root, P, first.id)) is None
     stored = await queue.get(second.id)
     assert stored.result_inline is None and await queue.result(stored) == large
+    stored = await queue.get(third.id)
+    assert stored.result_ref == ref and stored.result_inline is None
+    assert await etcd.get(keys.result(queue.root, P, third.id)) is None
 
 
 async def test_idempotent_enqueue_returns_one_task(queue: Queue) -> None:

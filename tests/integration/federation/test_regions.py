@@ -135,8 +135,7 @@ async def test_home_cluster_down_unpinned_go_elsewhere_pinned_get_503(world: Wor
         )
         assert status == 503 and headers["Retry-After"] and err["error"]["code"] == "unavailable"
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()
 
 
 async def test_a_backlog_drains_through_every_regions_capacity(world: World) -> None:
@@ -169,5 +168,4 @@ async def test_a_spilled_over_task_gets_its_large_payload_and_returns_its_result
         record = await world.queue.get(headers["X-Spillover-Task-Id"])
         assert record.payload_ref is not None and record.result_ref is not None
     finally:
-        await edge.http.close()
-        await edge.runner.cleanup()
+        await edge.close()

@@ -5,7 +5,6 @@ moved on while its lease kept the claim alive: the task sat ``running`` forever.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -86,7 +85,7 @@ async def test_an_outcome_etcd_refuses_fails_the_task_with_a_clear_code(
     refused as too large, which no retry can heal: the task fails with result_too_large."""
     h = small_requests
     await h.apps.put(worker_spec())
-    blobs = {"dir": tempfile.mkdtemp(prefix="agent-blobs-"), "inline_limit": 1 << 20}
+    blobs = {"dir": h.scratch(), "inline_limit": 1 << 20}
     agent = await h.start_agent(blobs=blobs)
     await h.ready(agent, "worker", 1)
     record = await h.submit("worker", "big", {"size": 200_000})
