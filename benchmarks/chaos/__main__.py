@@ -1,6 +1,6 @@
 """``spillover chaos [all | NAME ...] [--short] [--out PATH]``: the reliability suite. Each
 scenario starts a federation of real processes, drives load through its edges, injects a real
-fault and counts what happened (``benchmarks/chaos/``). The full forms (every scenario: about 30
+fault and counts what happened (``benchmarks/chaos/``). The full forms (every scenario: about 16
 minutes on 2 cores) write ``docs/reliability.md``; ``--short`` runs the scaled-down forms that
 ``make test`` runs and prints the page without writing it unless ``--out`` is given. Exits 1 when
 a row fails.

@@ -159,7 +159,7 @@ def render(
         "## Running it",
         "",
         "From the repository root: `spillover chaos all` runs every scenario's full form (about "
-        "30 minutes on 2 cores) and writes this page; `spillover chaos NAME ...` runs some "
+        "16 minutes on 2 cores) and writes this page; `spillover chaos NAME ...` runs some "
         "(each section's heading names its scenario); `--short` runs the scaled-down forms "
         "(a few minutes for all) and prints the page without writing it unless `--out PATH` is "
         "given. The short forms run in `make test` as `tests/integration/test_chaos.py`, one "
