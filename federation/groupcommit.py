@@ -6,6 +6,11 @@ One txn per task costs the edge a gRPC call (~0.25 ms of CPU in Python) and etcd
 and fsync each; at 64 concurrent clients a batch holds ~10-16 tasks, so both are paid once per
 batch. An idle edge sends a batch of one at once: single requests wait for nothing.
 
+A txn that takes far longer than any healthy one (``stuck_after``) is taken for stuck: a member
+forwarded it to a leader that died, and it waits for the client's timeout (5 s). The next batch
+goes beside it, not behind it, once the cluster has a new leader that commits it; at most
+``MAX_IN_FLIGHT`` txns are out at once.
+
 etcd 3.4's space quota prices only a txn's top-level puts: a txn of nested puts costs nothing,
 so it passes even while the NOSPACE alarm refuses every other write. Writes that grow etcd (new
 tasks) therefore carry ``quota_key``: one tiny top-level put that makes etcd's own accounting see
@@ -25,6 +30,9 @@ from federation.etcd import Compare, Etcd, Op, nested, put
 # and --max-request-bytes 1.5 MiB (bodies up to the 64 KiB inline limit ride along).
 MAX_TASKS = 16
 MAX_BYTES = 1 << 20
+# A healthy commit takes milliseconds (a slow disk's fsync, tens); an election takes ~1 s.
+STUCK_AFTER = 1.0
+MAX_IN_FLIGHT = 4
 
 
 @dataclass
@@ -40,11 +48,14 @@ class _Entry:
 
 
 class GroupCommit:
-    def __init__(self, etcd: Etcd, quota_key: bytes | None = None) -> None:
+    def __init__(
+        self, etcd: Etcd, quota_key: bytes | None = None, *, stuck_after: float = STUCK_AFTER
+    ) -> None:
         self.etcd = etcd
         self.quota_key = quota_key
+        self.stuck_after = stuck_after
         self._pending: list[_Entry] = []
-        self._busy = False  # a txn is on its way: newcomers wait for the next batch
+        self._out: dict[asyncio.Future[None], float] = {}  # txns on their way: when each went
         self._flusher: asyncio.Task[None] | None = None
 
     async def txn(
@@ -58,28 +69,52 @@ class GroupCommit:
         """Like ``Etcd.txn`` for one sub-txn: (succeeded, the raw responses of the branch that
         ran). Errors of the batch's txn are every member's."""
         entry = _Entry(compare, success, failure, keys, size)
-        if self._busy:
+        if self._out or self._flusher is not None:
             self._pending.append(entry)
+            self._flush()
             return await entry.done
         # Idle: commit at once, in the caller's task (no hop through the flusher).
-        self._busy = True
+        loop = asyncio.get_running_loop()
+        out = loop.create_future()
+        self._out[out] = loop.time()
         try:
             await self._commit([entry])
         finally:
-            self._busy = False
-            if self._pending:
-                self._busy = True
-                self._flusher = asyncio.create_task(self._drain(), name="group-commit")
+            del self._out[out]
+            out.set_result(None)
         return entry.done.result()
+
+    def _flush(self) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._drain(), name="group-commit")
 
     async def _drain(self) -> None:
         """Commit batches until nothing is pending, then stand down."""
         try:
             while self._pending:
+                await self._room()
                 if batch := self._take():
-                    await self._commit(batch)
+                    self._send(batch)
         finally:
-            self._busy = False
+            self._flusher = None
+
+    async def _room(self) -> None:
+        """Until no txn is on its way, or every one out has been out ``stuck_after`` and fewer
+        than ``MAX_IN_FLIGHT`` are."""
+        loop = asyncio.get_running_loop()
+        while self._out:
+            left = max(self._out.values()) + self.stuck_after - loop.time()
+            if left <= 0 and len(self._out) < MAX_IN_FLIGHT:
+                return
+            await asyncio.wait(
+                list(self._out), timeout=max(left, 0) or None, return_when=asyncio.FIRST_COMPLETED
+            )
+
+    def _send(self, batch: list[_Entry]) -> None:
+        loop = asyncio.get_running_loop()
+        commit = asyncio.ensure_future(self._commit(batch))
+        self._out[commit] = loop.time()
+        commit.add_done_callback(self._out.pop)
 
     async def _commit(self, batch: list[_Entry]) -> None:
         try:

@@ -55,6 +55,8 @@ RECOVER_WITHIN = 10.0  # s: a generous bound for a loaded 2-core machine (electi
 
 
 async def leader(tmp: Path, short: bool) -> Outcome:
+    """Three etcd members; every 20 s the leader is SIGKILLed, left down 5 s, and started again
+    on its data, while clients submit through the edges."""
     form, out = LEADER[short], Outcome()
     async with rig(tmp, form.shape) as r:
         kills: list[float] = []
