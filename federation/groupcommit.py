@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from federation.errors import Rejected, SpilloverError
+from federation.errors import Rejected, SpilloverError, Unavailable
 from federation.etcd import Compare, Etcd, Op, nested, put
 
 # etcd's defaults: --max-txn-ops 128 (nested ops count; an enqueue has up to 4 puts and a get)
@@ -111,10 +112,17 @@ class GroupCommit:
             )
 
     def _send(self, batch: list[_Entry]) -> None:
-        loop = asyncio.get_running_loop()
         commit = asyncio.ensure_future(self._commit(batch))
-        self._out[commit] = loop.time()
-        commit.add_done_callback(self._out.pop)
+        self._out[commit] = asyncio.get_running_loop().time()
+        commit.add_done_callback(partial(self._sent, batch))
+
+    def _sent(self, batch: list[_Entry], commit: asyncio.Future[None]) -> None:
+        """A batch's txn ended: no caller of it may be left waiting, whatever ended it."""
+        del self._out[commit]
+        if commit.cancelled():
+            _fail(batch, Unavailable("etcd txn cut short: the group commit stopped"))
+        elif (error := commit.exception()) is not None:
+            _fail(batch, error)
 
     async def _commit(self, batch: list[_Entry]) -> None:
         try:
@@ -160,7 +168,7 @@ class GroupCommit:
         return batch
 
 
-def _fail(batch: list[_Entry], e: Exception) -> None:
+def _fail(batch: list[_Entry], e: BaseException) -> None:
     """Each caller gets the batch's error as its own (a fresh instance: raising one exception
     object in many tasks would tangle their tracebacks)."""
     for entry in batch:

@@ -29,6 +29,7 @@ from federation.errors import (
     NotFound,
     StorageFull,
     Unavailable,
+    Unreachable,
 )
 from federation.etcd import (
     KV,
@@ -163,7 +164,10 @@ class Queue:
     async def enqueue(self, record: TaskRecord, payload: bytes) -> tuple[TaskRecord, bool]:
         """Store a new task durably. Returns (task, created); with an idempotency key that was
         seen before, the first task and False. Raises Unavailable when nothing was stored.
-        Concurrent enqueues into one cluster share a txn (``groupcommit.py``)."""
+        Concurrent enqueues into one cluster share a txn (``groupcommit.py``). A txn whose
+        outcome is unknown (it timed out, or a failover cut its channel) is sent once more, on
+        the member the client moved to: if the first stored the task, the second's compare
+        finds it, so a submit is answered rather than refused, and never stored twice."""
         p, root = record.partition, self.root
         task_key = keys.task(root, p, record.id)
         compare = [absent(task_key)]
@@ -176,10 +180,19 @@ class Queue:
             ops.append(put(idem, record.id.encode()))
             failure = [get(idem)]
             names.add(idem)
+        group, args = self._enqueue_group(p), (compare, ops, failure, frozenset(names))
+        size, resent = len(payload) + 2048, False
         try:
-            succeeded, responses = await self._enqueue_group(p).txn(
-                compare, ops, failure, frozenset(names), len(payload) + 2048
-            )
+            try:
+                succeeded, responses = await group.txn(*args, size)
+            except (Unreachable, StorageFull):
+                raise  # certainly not stored; or stored, which only a read tells (below)
+            except Unavailable as e:
+                resent = True
+                try:
+                    succeeded, responses = await group.txn(*args, size)
+                except Unavailable as again:  # the first may still store it: not elsewhere
+                    raise Unavailable(f"{e.message}; sent again: {again.message}") from again
         except StorageFull:
             # etcd's quota is checked twice: before a txn is proposed (nothing written) and
             # after it is applied (written, then refused). A read after the refusal tells which:
@@ -192,9 +205,12 @@ class Queue:
         found = responses[0].response_range.kvs
         if not found:
             raise Conflict(f"task {record.id} changed while it was being created; retry")
+        # Found: stored by the first of two sends (then created by this call), or by an
+        # earlier request (the same record, or the same idempotency key).
         if record.idempotency_key is not None:
-            return await self._first_of(record, found[0].value.decode()), False
-        return decode(found[0].value), False
+            first = await self._first_of(record, found[0].value.decode())
+            return first, resent and first.id == record.id
+        return decode(found[0].value), resent
 
     async def idempotent(self, record: TaskRecord) -> TaskRecord | None:
         """The task its idempotency key already made in the record's partition's cluster, if

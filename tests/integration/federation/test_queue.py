@@ -118,6 +118,37 @@ def txns(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sent
 
 
+@pytest.mark.parametrize("applied", [True, False], ids=["applied", "not-applied"])
+async def test_an_enqueue_whose_outcome_is_unknown_is_sent_again_and_stored_once(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch, applied: bool
+) -> None:
+    """The reply of an enqueue's txn is lost (a timeout, a channel cut by a failover), after
+    etcd applied it or before: the enqueue sends it again, and the task is stored once, its
+    caller told it was created. With an idempotency key too."""
+    etcd = queue.etcd(P)
+    real, replies = etcd.txn, iter([False])
+
+    async def reply_lost(*args: Any, **kwargs: Any) -> Any:
+        if next(replies, True):
+            return await real(*args, **kwargs)
+        if applied:
+            await real(*args, **kwargs)
+        raise Unavailable("etcd timed out on txn")
+
+    monkeypatch.setattr(etcd, "txn", reply_lost)
+    records = [task(P), task(P, idempotency_key="order-7")]
+    for record in records:
+        replies = iter([False])
+        stored, created = await queue.enqueue(record, b"body")
+        assert created and stored.id == record.id
+        assert (await queue.get(record.id)).state is State.QUEUED
+        body = await etcd.get(keys.payload(queue.root, P, record.id))
+        assert body is not None and body.value == b"body"
+    prefix = keys.tasks(queue.root, P)
+    stored_ids, _ = await etcd.range_all(prefix, keys.prefix_end(prefix), keys_only=True)
+    assert len(stored_ids) == 2
+
+
 async def test_concurrent_enqueues_share_txns_and_each_is_stored_once(
     queue: Queue, txns: list[int]
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 from federation.errors import Unavailable
 from federation.etcd import put
 from federation.groupcommit import MAX_IN_FLIGHT, GroupCommit
+from tests.waiting import until
 
 
 class HeldEtcd:
@@ -78,6 +79,21 @@ async def test_a_stuck_txn_holds_no_write_behind_it_and_its_failure_is_its_own()
         stuck.result()
 
 
+async def test_a_txn_counts_as_stuck_only_once_it_has_been_out_stuck_after() -> None:
+    etcd = HeldEtcd()
+    group = GroupCommit(etcd, stuck_after=0.05)  # type: ignore[arg-type]
+    writes = [write(group, 0)]
+    await turns()
+    writes.append(write(group, 1))
+    await turns()
+    assert len(etcd.sent) == 1  # not yet: it has been out for microseconds
+    await until(lambda: len(etcd.sent) == 2, timeout=30)  # the timer, however late it fires
+    for i in (0, 1):
+        etcd.answer(i)
+    await turns()
+    assert all(w.result() == (True, []) for w in writes)
+
+
 async def test_no_more_than_max_in_flight_txns_are_out_at_once() -> None:
     etcd = HeldEtcd()
     group = GroupCommit(etcd, stuck_after=0)  # type: ignore[arg-type]
@@ -93,3 +109,19 @@ async def test_no_more_than_max_in_flight_txns_are_out_at_once() -> None:
         etcd.answer(i)
     await turns()
     assert all(w.result() == (True, []) for w in writes)
+
+
+async def test_a_batch_whose_txn_ends_in_an_unforeseen_way_leaves_no_caller_waiting() -> None:
+    etcd = HeldEtcd()
+    group = GroupCommit(etcd, stuck_after=3600)  # type: ignore[arg-type]
+    first = write(group, 0)
+    await turns()
+    second = write(group, 1)  # sent by the flusher, in a task of its own
+    await turns()
+    etcd.answer(0)
+    await turns()
+    etcd.sent[1][1].set_result(SimpleNamespace(responses=[]))  # no answer for its sub-txn
+    await turns()
+    assert first.result() == (True, [])
+    with pytest.raises(ValueError):
+        second.result()
