@@ -192,12 +192,12 @@ class Queue:
                 try:
                     succeeded, responses = await group.txn(*args, size)
                 except Unavailable as again:  # the first may still store it: not elsewhere
-                    raise Unavailable(f"{e.message}; sent again: {again.message}") from again
+                    if isinstance(again, StorageFull) and await self._stored(p, task_key):
+                        return record, True
+                    message = f"{e.message}; sent again: {again.message}"
+                    raise Unavailable(message, retry_after=again.retry_after) from again
         except StorageFull:
-            # etcd's quota is checked twice: before a txn is proposed (nothing written) and
-            # after it is applied (written, then refused). A read after the refusal tells which:
-            # reads are linearizable and still served without space.
-            if await self.etcd(p).get(task_key) is None:
+            if not await self._stored(p, task_key):
                 raise  # certainly not stored: the caller may store it elsewhere
             return record, True
         if succeeded:
@@ -211,6 +211,12 @@ class Queue:
             first = await self._first_of(record, found[0].value.decode())
             return first, resent and first.id == record.id
         return decode(found[0].value), resent
+
+    async def _stored(self, p: str, task_key: bytes) -> bool:
+        """Whether etcd holds the task after refusing its txn for space. Its quota is checked
+        twice: before a txn is proposed (nothing written) and after it is applied (written,
+        then refused); a read tells which (reads are linearizable, served without space)."""
+        return await self.etcd(p).get(task_key) is not None
 
     async def idempotent(self, record: TaskRecord) -> TaskRecord | None:
         """The task its idempotency key already made in the record's partition's cluster, if

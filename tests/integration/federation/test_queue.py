@@ -10,7 +10,15 @@ import pytest
 
 from federation import keys
 from federation.blobs import BlobRef
-from federation.errors import Conflict, IdempotencyKeyReused, NotClaimer, NotFound, Unavailable
+from federation.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    NotClaimer,
+    NotFound,
+    StorageFull,
+    Unavailable,
+    Unreachable,
+)
 from federation.etcd import Etcd
 from federation.events import TaskEvents
 from federation.queue import MAX_BATCH, RESULT_IN_RECORD, Claimer, Queue
@@ -147,6 +155,44 @@ async def test_an_enqueue_whose_outcome_is_unknown_is_sent_again_and_stored_once
     prefix = keys.tasks(queue.root, P)
     stored_ids, _ = await etcd.range_all(prefix, keys.prefix_end(prefix), keys_only=True)
     assert len(stored_ids) == 2
+
+
+@pytest.mark.parametrize(
+    ("script", "told"),
+    [
+        (["unreachable"], Unreachable),  # never sent: not again; the edge may store it elsewhere
+        (["lost", "unreachable"], Unavailable),  # not Unreachable: the first may still apply
+        (["applied-lost", "full"], "created"),  # refused for space after the first stored it
+    ],
+)
+async def test_an_enqueue_is_sent_again_only_when_it_may_have_applied(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch, script: list[str], told: Any
+) -> None:
+    etcd = queue.etcd(P)
+    real, sent = etcd.txn, []
+    errors = {"applied-lost": Unavailable("etcd timed out on txn"), "lost": Unavailable("etcd "
+              "timed out on txn"), "unreachable": Unreachable("no etcd member reachable"),
+              "full": StorageFull("etcd is out of space")}  # fmt: skip
+
+    async def scripted(*args: Any, **kwargs: Any) -> Any:
+        step = script[len(sent)] if len(sent) < len(script) else "ok"
+        sent.append(step)
+        if step in ("ok", "applied-lost"):
+            result = await real(*args, **kwargs)
+            if step == "ok":
+                return result
+        raise errors[step]
+
+    monkeypatch.setattr(etcd, "txn", scripted)
+    record = task(P)
+    if told == "created":
+        assert await queue.enqueue(record, b"body") == (record, True)
+        assert (await queue.get(record.id)).state is State.QUEUED
+    else:
+        with pytest.raises(Unavailable) as refused:
+            await queue.enqueue(record, b"body")
+        assert type(refused.value) is told
+    assert sent == script
 
 
 async def test_concurrent_enqueues_share_txns_and_each_is_stored_once(
