@@ -165,9 +165,9 @@ class Queue:
         """Store a new task durably. Returns (task, created); with an idempotency key that was
         seen before, the first task and False. Raises Unavailable when nothing was stored.
         Concurrent enqueues into one cluster share a txn (``groupcommit.py``). A txn whose
-        outcome is unknown (it timed out, or a failover cut its channel) is sent once more, on
-        the member the client moved to: if the first stored the task, the second's compare
-        finds it, so a submit is answered rather than refused, and never stored twice."""
+        outcome is unknown (a timeout, a channel cut by a failover, a refusal such as "leader
+        changed") is sent once more: if the first stored the task, the second's compare finds
+        it, so a submit is answered rather than refused, and never stored twice."""
         p, root = record.partition, self.root
         task_key = keys.task(root, p, record.id)
         compare = [absent(task_key)]
@@ -183,23 +183,22 @@ class Queue:
         group, args = self._enqueue_group(p), (compare, ops, failure, frozenset(names))
         size, resent = len(payload) + 2048, False
         try:
-            try:
-                succeeded, responses = await group.txn(*args, size)
-            except (Unreachable, StorageFull):
-                raise  # certainly not stored; or stored, which only a read tells (below)
-            except Unavailable as e:
-                resent = True
-                try:
-                    succeeded, responses = await group.txn(*args, size)
-                except Unavailable as again:  # the first may still store it: not elsewhere
-                    if isinstance(again, StorageFull) and await self._stored(p, task_key):
-                        return record, True
-                    message = f"{e.message}; sent again: {again.message}"
-                    raise Unavailable(message, retry_after=again.retry_after) from again
+            succeeded, responses = await group.txn(*args, size)
+        except Unreachable:
+            raise  # certainly not stored: the caller may store it elsewhere
         except StorageFull:
             if not await self._stored(p, task_key):
                 raise  # certainly not stored: the caller may store it elsewhere
             return record, True
+        except Unavailable as e:
+            resent = True
+            try:
+                succeeded, responses = await group.txn(*args, size)
+            except Unavailable as again:  # the first may still store it: never elsewhere
+                if isinstance(again, StorageFull) and await self._stored(p, task_key):
+                    return record, True
+                message = f"{e.message}; sent again: {again.message}"
+                raise Unavailable(message, retry_after=again.retry_after) from again
         if succeeded:
             return record, True
         found = responses[0].response_range.kvs

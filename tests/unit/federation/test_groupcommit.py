@@ -35,6 +35,11 @@ class HeldEtcd:
         self.sent[i][1].set_exception(error)
 
 
+def held(stuck_after: float) -> tuple[HeldEtcd, GroupCommit]:
+    etcd = HeldEtcd()
+    return etcd, GroupCommit(etcd, stuck_after=stuck_after)  # type: ignore[arg-type]
+
+
 async def turns() -> None:
     """Let every ready task run until they all wait (no clock involved)."""
     for _ in range(20):
@@ -47,8 +52,7 @@ def write(group: GroupCommit, n: int) -> asyncio.Task[tuple[bool, list[Any]]]:
 
 
 async def test_an_idle_write_goes_at_once_and_those_behind_it_go_together_next() -> None:
-    etcd = HeldEtcd()
-    group = GroupCommit(etcd, stuck_after=3600)  # type: ignore[arg-type]
+    etcd, group = held(stuck_after=3600)
     first = write(group, 0)
     await turns()
     behind = [write(group, n) for n in range(1, 4)]
@@ -63,8 +67,7 @@ async def test_an_idle_write_goes_at_once_and_those_behind_it_go_together_next()
 
 
 async def test_a_stuck_txn_holds_no_write_behind_it_and_its_failure_is_its_own() -> None:
-    etcd = HeldEtcd()
-    group = GroupCommit(etcd, stuck_after=0)  # type: ignore[arg-type]
+    etcd, group = held(stuck_after=0)
     stuck = write(group, 0)
     await turns()
     later = write(group, 1)
@@ -80,8 +83,7 @@ async def test_a_stuck_txn_holds_no_write_behind_it_and_its_failure_is_its_own()
 
 
 async def test_a_txn_counts_as_stuck_only_once_it_has_been_out_stuck_after() -> None:
-    etcd = HeldEtcd()
-    group = GroupCommit(etcd, stuck_after=0.05)  # type: ignore[arg-type]
+    etcd, group = held(stuck_after=0.05)
     writes = [write(group, 0)]
     await turns()
     writes.append(write(group, 1))
@@ -95,8 +97,7 @@ async def test_a_txn_counts_as_stuck_only_once_it_has_been_out_stuck_after() -> 
 
 
 async def test_no_more_than_max_in_flight_txns_are_out_at_once() -> None:
-    etcd = HeldEtcd()
-    group = GroupCommit(etcd, stuck_after=0)  # type: ignore[arg-type]
+    etcd, group = held(stuck_after=0)
     writes = []
     for n in range(MAX_IN_FLIGHT + 2):
         writes.append(write(group, n))
@@ -112,8 +113,7 @@ async def test_no_more_than_max_in_flight_txns_are_out_at_once() -> None:
 
 
 async def test_a_batch_whose_txn_ends_in_an_unforeseen_way_leaves_no_caller_waiting() -> None:
-    etcd = HeldEtcd()
-    group = GroupCommit(etcd, stuck_after=3600)  # type: ignore[arg-type]
+    etcd, group = held(stuck_after=3600)
     first = write(group, 0)
     await turns()
     second = write(group, 1)  # sent by the flusher, in a task of its own
